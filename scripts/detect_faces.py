@@ -1,0 +1,5 @@
+"""Snakemake script: detect faces on the original images of one shard."""
+from icm_privacy.stages import detect_faces, logged
+
+with logged(snakemake.log[0]):
+    detect_faces(snakemake.params.image_paths, snakemake.output[0], snakemake.params.detector)

@@ -1,0 +1,6 @@
+"""Snakemake script: per-image rates and per-face similarity tables."""
+from icm_privacy.stages import logged, tabulate
+
+with logged(snakemake.log[0]):
+    tabulate(snakemake.input.shards, snakemake.input.faces, snakemake.params.results, snakemake.params.points,
+             snakemake.params.models, snakemake.params.bitstream_extensions, snakemake.output)

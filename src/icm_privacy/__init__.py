@@ -1,0 +1,1 @@
+"""How much face identity survives image codecs."""

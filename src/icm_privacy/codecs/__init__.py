@@ -1,0 +1,23 @@
+"""Codec registry: a codec is reached by its name; adding one is a module and a line here."""
+from __future__ import annotations
+
+from .base import Codec, CodecError, CodecUnavailable, CodingResult, bits_per_pixel
+from .ffmpeg import Av1Aom, HevcX265, JpegXl, VvcVvenc
+from .learned import LEARNED_CODECS
+from .pillow import Jpeg, WebP
+from .vtm import VvcVtm
+
+CODECS: dict[str, type[Codec]] = {
+    codec.name: codec for codec in (VvcVvenc, VvcVtm, HevcX265, Av1Aom, JpegXl, Jpeg, WebP, *LEARNED_CODECS)
+}
+
+
+def make_codec(name: str, **options) -> Codec:
+    try:
+        codec_class = CODECS[name]
+    except KeyError:
+        raise CodecError(f"unknown codec {name!r}; known codecs: {', '.join(sorted(CODECS))}") from None
+    return codec_class(**options)
+
+
+__all__ = ["CODECS", "Codec", "CodecError", "CodecUnavailable", "CodingResult", "bits_per_pixel", "make_codec"]

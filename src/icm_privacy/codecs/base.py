@@ -1,0 +1,86 @@
+"""The one Codec interface: encode an RGB image to a bitstream file, decode that file back.
+
+Every codec point (codec, quality) writes its bitstream to disk; decoding reads only that file
+(plus the original width and height, the one piece of side information a receiver is assumed
+to know, as a VTM conformance window would signal). bpp is computed from the file's bytes.
+"""
+from __future__ import annotations
+
+import time
+from abc import ABC, abstractmethod
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from ..files import atomic_path
+from ..images import write_png
+
+
+class CodecError(RuntimeError):
+    """A codec failed; the message names the codec, the quality and the image."""
+
+
+class CodecUnavailable(CodecError):
+    """A codec cannot run on this machine (missing binary, missing weights)."""
+
+
+def bits_per_pixel(num_bytes: int, width: int, height: int) -> float:
+    """bpp = 8 x file bytes / (width x height of the original image)."""
+    if width <= 0 or height <= 0:
+        raise ValueError(f"image size must be positive, got {width}x{height}")
+    return 8.0 * num_bytes / (width * height)
+
+
+@dataclass(frozen=True)
+class CodingResult:
+    bitstream_bytes: int
+    bpp: float
+    encode_seconds: float
+    decode_seconds: float
+
+
+class Codec(ABC):
+    """A codec is a name, a bitstream file extension, and encode/decode.
+
+    Subclasses take their settings (preset, binary paths, ...) as keyword options and receive
+    the quality parameter (a QP, a JPEG quality, a model quality index) per call.
+    """
+
+    name: str
+    extension: str
+    description: str = ""
+    quality_range: tuple[float, float] = (float("-inf"), float("inf"))  # checked before any job runs
+
+    @abstractmethod
+    def encode(self, rgb: np.ndarray, quality: float, bitstream_path: Path) -> None:
+        """Compress an HxWx3 uint8 RGB image into `bitstream_path`."""
+
+    @abstractmethod
+    def decode(self, bitstream_path: Path, width: int, height: int) -> np.ndarray:
+        """Read `bitstream_path` alone and return the HxWx3 uint8 RGB reconstruction."""
+
+    def code(
+        self, rgb: np.ndarray, quality: float, bitstream_path: Path, decoded_path: Path, image_name: str
+    ) -> CodingResult:
+        """Encode to a file, decode from that file, write the decoded PNG; time both halves."""
+        height, width = rgb.shape[:2]
+        where = f"codec {self.name}, quality {quality}, image {image_name}"
+        try:
+            started = time.perf_counter()
+            with atomic_path(bitstream_path) as temporary:
+                self.encode(rgb, quality, temporary)
+                if not temporary.is_file() or temporary.stat().st_size == 0:
+                    raise CodecError("encoder wrote no bitstream (empty or missing file)")
+            encoded = time.perf_counter()
+            decoded = self.decode(Path(bitstream_path), width, height)
+            finished = time.perf_counter()
+        except CodecUnavailable:
+            raise
+        except Exception as error:
+            raise CodecError(f"{where}: {error}") from error
+        if decoded.shape != rgb.shape or decoded.dtype != np.uint8:
+            raise CodecError(f"{where}: decoder returned {decoded.shape} {decoded.dtype}, expected {rgb.shape} uint8")
+        write_png(decoded, decoded_path)
+        num_bytes = Path(bitstream_path).stat().st_size
+        return CodingResult(num_bytes, bits_per_pixel(num_bytes, width, height), encoded - started, finished - encoded)

@@ -1,0 +1,101 @@
+"""Loading and checking the workflow configuration before any job runs.
+
+The JSON schema (workflow/schemas/config.schema.yaml) checks shapes and fills defaults; the checks
+here need the code: codec names and quality ranges come from the codec registry.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import jsonschema
+import yaml
+
+from .codecs import CODECS
+
+SCHEMA_PATH = Path(__file__).resolve().parents[2] / "workflow" / "schemas" / "config.schema.yaml"
+
+
+class ConfigError(ValueError):
+    """An invalid configuration; the message names the offending key and the allowed values."""
+
+
+@dataclass(frozen=True)
+class CodecPoint:
+    """One (codec entry, quality) pair: the unit that gets its own bitstreams and table row."""
+
+    label: str
+    codec: str
+    quality: float
+    options: dict
+    threads: int
+
+    @property
+    def quality_text(self) -> str:
+        """The quality as it appears in paths: 32, not 32.0."""
+        return format_quality(self.quality)
+
+
+def format_quality(quality: float) -> str:
+    return str(int(quality)) if float(quality).is_integer() else str(quality)
+
+
+def _fill_defaults(validator_class):
+    validate_properties = validator_class.VALIDATORS["properties"]
+
+    def set_defaults(validator, properties, instance, schema):
+        if isinstance(instance, dict):
+            for name, subschema in properties.items():
+                if "default" in subschema:
+                    instance.setdefault(name, subschema["default"])
+        yield from validate_properties(validator, properties, instance, schema)
+
+    return jsonschema.validators.extend(validator_class, {"properties": set_defaults})
+
+
+def _key_path(error: jsonschema.ValidationError) -> str:
+    return ".".join(str(part) for part in error.absolute_path) or "(top level)"
+
+
+def validate_config(config: dict) -> dict:
+    """Check `config` against the schema and the codec registry; fill defaults in place; return it."""
+    schema = yaml.safe_load(SCHEMA_PATH.read_text())
+    validator = _fill_defaults(jsonschema.Draft202012Validator)(schema)
+    errors = sorted(validator.iter_errors(config), key=lambda error: list(error.absolute_path))
+    if errors:
+        error = errors[0]
+        raise ConfigError(f"config key {_key_path(error)}: {error.message}")
+    labels = set()
+    for index, entry in enumerate(config["codecs"]):
+        if entry["codec"] not in CODECS:
+            raise ConfigError(
+                f"config key codecs.{index}.codec: unknown codec {entry['codec']!r}; "
+                f"allowed: {', '.join(sorted(CODECS))}"
+            )
+        label = entry.setdefault("label", entry["codec"])
+        if label in labels or label == "original":
+            raise ConfigError(f"config key codecs.{index}.label: {label!r} is used twice or reserved; set distinct labels")
+        labels.add(label)
+        low, high = CODECS[entry["codec"]].quality_range
+        for quality in entry["qualities"]:
+            if not low <= quality <= high:
+                raise ConfigError(
+                    f"config key codecs.{index}.qualities: {quality} is out of range for {entry['codec']} "
+                    f"(allowed {low}..{high})"
+                )
+    return config
+
+
+def load_config(path: str | Path) -> dict:
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError(f"config file {path} does not exist")
+    return validate_config(yaml.safe_load(path.read_text()) or {})
+
+
+def codec_points(config: dict) -> list[CodecPoint]:
+    return [
+        CodecPoint(entry["label"], entry["codec"], quality, entry.get("options", {}), entry.get("threads", 1))
+        for entry in config["codecs"]
+        for quality in entry["qualities"]
+    ]

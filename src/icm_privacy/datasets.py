@@ -1,0 +1,111 @@
+"""Which images a run uses, where they come from, and which shard each belongs to.
+
+A dataset is a COCO-format set (image folder + instances json, read with pycocotools), a plain
+folder of images, or the built-in demo: real photos shipped inside PyPI packages (identity-labelled
+portraits from face_recognition's tests, and scikit-image's astronaut), so the workflow runs offline.
+"""
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+from pathlib import Path
+
+from .sources import PackageFile
+
+IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp", ".ppm", ".pgm"}
+COCO_PERSON_CATEGORY = 1
+
+FACE_RECOGNITION_SDIST = "face_recognition==1.3.0"
+
+
+@dataclass(frozen=True)
+class DemoPhoto:
+    image_id: str
+    identity: str
+    source: PackageFile
+    sha256: str
+
+    @property
+    def file_name(self) -> str:
+        return self.image_id + Path(self.source.member).suffix
+
+
+def _portrait(image_id: str, identity: str, sha256: str) -> DemoPhoto:
+    member = f"tests/test_images/{image_id}.jpg"
+    return DemoPhoto(image_id, identity, PackageFile(FACE_RECOGNITION_SDIST, member, sdist=True), sha256)
+
+
+DEMO_PHOTOS = {
+    photo.image_id: photo
+    for photo in (
+        _portrait("obama", "obama", "0930e3aa8cae5920329c0c8cbc6a2ab70f47b0e67b432875beaa95cbf7e741f6"),
+        _portrait("obama2", "obama", "a7efcc907375274796f39646510704aa86672d59f6d5469d69af3c85590976a6"),
+        _portrait("obama3", "obama", "76ac6bf97c36dc2da0ad16a537d6a5ac1b10f48d49aac29a0cca9a17cdbc3ca3"),
+        _portrait("biden", "biden", "3c17508bb91554c637a2eabddfae790e5bb1caba93130814fc2ac50be9760c4c"),
+        DemoPhoto("astronaut", "eileen_collins",
+                  PackageFile("scikit-image==0.26.0", "skimage/data/astronaut.png", sdist=False),
+                  "88431cd9653ccd539741b555fb0a46b61558b301d4110412b5bc28b5e3ea6cb5"),
+    )
+}
+DEMO_FOLDER = Path("resources/demo")
+
+
+class DatasetError(ValueError):
+    """The dataset configuration points at something that is not there."""
+
+
+def shard_of(image_id: str, shards: int) -> int:
+    """A stable shard for an image: adding or removing other images never moves it."""
+    digest = hashlib.sha1(image_id.encode()).digest()
+    return int.from_bytes(digest[:8], "big") % shards
+
+
+def _select(ids: list[str], dataset: dict, coco_ids: dict[str, int] | None = None) -> list[str]:
+    wanted = dataset.get("image_ids")
+    if wanted:
+        wanted_text = {str(item) for item in wanted}
+        ids = [i for i in ids if i in wanted_text or (coco_ids and str(coco_ids[i]) in wanted_text)]
+    ids = sorted(ids)
+    if dataset.get("first_n"):
+        ids = ids[: dataset["first_n"]]
+    return ids
+
+
+def _coco_images(dataset: dict) -> dict[str, Path]:
+    from pycocotools.coco import COCO
+
+    annotations = Path(dataset["annotations"])
+    if not annotations.is_file():
+        raise DatasetError(f"dataset.annotations: {annotations} does not exist")
+    try:
+        coco = COCO(str(annotations))
+    except Exception as error:
+        raise DatasetError(f"dataset.annotations: {annotations} is not a readable COCO json ({error})") from error
+    image_ids = coco.getImgIds(catIds=[COCO_PERSON_CATEGORY]) if dataset.get("only_with_persons") else coco.getImgIds()
+    folder = Path(dataset["images"])
+    records = coco.loadImgs(image_ids)
+    paths = {Path(record["file_name"]).stem: folder / record["file_name"] for record in records}
+    coco_ids = {Path(record["file_name"]).stem: record["id"] for record in records}
+    return {image_id: paths[image_id] for image_id in _select(list(paths), dataset, coco_ids)}
+
+
+def list_images(dataset: dict) -> dict[str, Path]:
+    """Map image id (file stem) -> source file, in id order, as the configuration selects them."""
+    kind = dataset["kind"]
+    if kind == "demo":
+        return {i: DEMO_FOLDER / DEMO_PHOTOS[i].file_name for i in _select(list(DEMO_PHOTOS), dataset)}
+    folder = Path(dataset["images"])
+    if not folder.is_dir():
+        raise DatasetError(f"dataset.images: {folder} is not a folder")
+    if kind == "coco":
+        return _coco_images(dataset)
+    files = {path.stem: path for path in folder.iterdir() if path.suffix.lower() in IMAGE_SUFFIXES}
+    return {image_id: files[image_id] for image_id in _select(list(files), dataset)}
+
+
+def coco_image_ids(dataset: dict) -> dict[str, int]:
+    """For COCO datasets: image id (file stem) -> numeric COCO image id."""
+    import json
+
+    records = json.loads(Path(dataset["annotations"]).read_text())["images"]
+    return {Path(record["file_name"]).stem: record["id"] for record in records}

@@ -1,0 +1,195 @@
+"""What each workflow step does, given its input and output paths. Rule scripts only call these.
+
+Per-image steps (prepare, code) take one image; model steps (detect, embed) take a shard of images
+and load their model once. Every output is written atomically, so an interrupted job never leaves a
+file that looks complete.
+"""
+from __future__ import annotations
+
+import contextlib
+import logging
+import sys
+import traceback
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from .files import atomic_path
+from .images import ImageError, read_png, read_rgb8, write_png
+
+log = logging.getLogger("icm_privacy")
+
+MANIFEST_COLUMNS = ["image", "source", "width", "height", "status", "reason"]
+
+
+@contextlib.contextmanager
+def logged(log_path: str):
+    """Send this step's messages and any error (with its traceback) to the rule's log file."""
+    Path(log_path).parent.mkdir(parents=True, exist_ok=True)
+    with open(log_path, "w") as log_file:
+        handler = logging.StreamHandler(log_file)
+        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s"))
+        logging.basicConfig(level=logging.INFO, handlers=[handler], force=True)
+        try:
+            yield
+        except Exception as error:
+            traceback.print_exc(file=log_file)
+            print(f"error: {error}", file=sys.stderr)  # the one-line reason, shown by Snakemake too
+            raise
+
+
+def prepare_images(sources: dict[str, str], output_folder: str) -> pd.DataFrame:
+    """Decode each source image to 8-bit RGB PNG; refuse unreadable ones with the reason, keep going."""
+    folder = Path(output_folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    rows = []
+    for image_id, source in sources.items():
+        try:
+            rgb = read_rgb8(source)
+        except ImageError as error:
+            log.warning("refused %s", error)
+            rows.append([image_id, source, 0, 0, "refused", str(error)])
+            continue
+        write_png(rgb, folder / f"{image_id}.png")
+        rows.append([image_id, source, rgb.shape[1], rgb.shape[0], "accepted", ""])
+    manifest = pd.DataFrame(rows, columns=MANIFEST_COLUMNS)
+    with atomic_path(folder / "manifest.csv") as temporary:
+        manifest.to_csv(temporary, index=False)
+    return manifest
+
+
+def accepted_images(manifest_path: str | Path) -> list[str]:
+    manifest = pd.read_csv(manifest_path, dtype={"image": str})
+    return manifest.loc[manifest.status == "accepted", "image"].tolist()
+
+
+def code_image(image_path: str, bitstream_path: str, decoded_path: str, codec: str, quality: float,
+               options: dict, threads: int) -> None:
+    """Encode one prepared image with one codec point, then decode the bitstream file back."""
+    from .codecs import make_codec
+
+    codec_instance = make_codec(codec, **options, threads=threads)
+    result = codec_instance.code(read_png(image_path), quality, Path(bitstream_path), Path(decoded_path),
+                                 Path(image_path).stem)
+    log.info("%s q=%s %s: %d bytes, %.4f bpp, encode %.2f s, decode %.2f s", codec, quality,
+             Path(image_path).stem, result.bitstream_bytes, result.bpp, result.encode_seconds, result.decode_seconds)
+
+
+def detect_faces(image_paths: dict[str, str], faces_csv: str, detector_name: str = "mtcnn") -> None:
+    """Detect faces on the original images of one shard (detector loaded once)."""
+    from .faces import detect_faces as detect, faces_frame, load_detector
+
+    detector = load_detector(detector_name)
+    rows = []
+    for image_id, path in image_paths.items():
+        found = detect(detector, image_id, read_png(path))
+        log.info("%s: %d faces", image_id, len(found))
+        rows.extend(found)
+    with atomic_path(faces_csv) as temporary:
+        faces_frame(rows).to_csv(temporary, index=False)
+
+
+def crop_faces(faces_csv: str, image_paths: dict[str, str], crops_npz: str, min_confidence: float) -> None:
+    """Crop every face box (confidence >= the lowest threshold) from one version of the shard's images."""
+    from .faces import crop_face
+
+    faces = pd.read_csv(faces_csv, dtype={"image": str, "face_id": str})
+    faces = faces[faces.confidence >= min_confidence]
+    crops = {}
+    for image_id, image_faces in faces.groupby("image"):
+        rgb = read_png(image_paths[image_id])
+        for face in image_faces.itertuples():
+            crops[face.face_id] = crop_face(rgb, (face.x, face.y, face.x + face.w, face.y + face.h))
+    with atomic_path(crops_npz) as temporary:
+        np.savez_compressed(temporary, **crops)
+
+
+def embed_faces(crops_npz: str, embeddings_npz: str, models: list[str], batch_size: int) -> None:
+    """Embed every crop of one shard and codec point with each face model.
+
+    All models run in one job: the framework import (seconds) is paid once per job, and adding a
+    codec point still adds only that point's jobs.
+    """
+    from .embeddings import embed_crops
+
+    with np.load(crops_npz) as crops:
+        face_ids = list(crops.files)
+        face_crops = [crops[face_id] for face_id in face_ids]
+    vectors = {}
+    for model in models:
+        vectors[model] = embed_crops(face_crops, model, batch_size)
+        log.info("%s: %d faces embedded", model, len(face_ids))
+    with atomic_path(embeddings_npz) as temporary:
+        np.savez(temporary, face_ids=np.asarray(face_ids, dtype=str), **vectors)
+
+
+def load_embeddings(paths: list[str], model: str) -> dict[str, np.ndarray]:
+    """face id -> embedding by `model`, from several shard files."""
+    vectors = {}
+    for path in paths:
+        with np.load(path) as data:
+            vectors.update(zip(data["face_ids"].tolist(), data[model]))
+    return vectors
+
+
+def tabulate(shard_folders: list[str], faces_csvs: list[str], results: str, points: list[str], models: list[str],
+             extensions: dict[str, str], outputs) -> None:
+    """Gather per-image rates and per-face similarities from every shard and codec point."""
+    from .tables import face_similarity_table, rates_table
+
+    manifest = pd.concat([pd.read_csv(Path(folder) / "manifest.csv", dtype={"image": str}) for folder in shard_folders])
+    accepted = manifest[manifest.status == "accepted"]
+    bitstreams = pd.DataFrame(
+        [(point.split("/")[0], point.split("/")[1], image,
+          f"{results}/bitstreams/{point}/{image}.{extensions[point.split('/')[0]]}")
+         for point in points for image in accepted.image],
+        columns=["codec", "quality", "image", "path"],
+    )
+    rates = rates_table(accepted, bitstreams)
+    faces = pd.concat([pd.read_csv(path, dtype={"image": str, "face_id": str}) for path in faces_csvs])
+    embeddings = {
+        model: {point: load_embeddings(sorted(Path(results, "embeddings", point).glob("shard-*.npz")), model)
+                for point in ["original", *points]}
+        for model in models
+    }
+    embedded_faces = faces[faces.face_id.isin(embeddings[models[0]]["original"])]
+    face_table = face_similarity_table(embedded_faces, rates, embeddings)
+    for table, path in ((rates, outputs.rates), (face_table, outputs.faces), (manifest, outputs.manifest)):
+        with atomic_path(path) as temporary:
+            table.to_csv(temporary, index=False)
+
+
+def summarise(inputs, models: list[str], thresholds: list[float], outputs) -> None:
+    """Write Table 1 (CSV and Markdown) per confidence threshold, and a run summary."""
+    from .tables import table1, to_markdown
+
+    rates = pd.read_csv(inputs.rates, dtype={"image": str})
+    faces = pd.read_csv(inputs.faces, dtype={"image": str, "face_id": str})
+    manifest = pd.read_csv(inputs.manifest, dtype={"image": str})
+    tables = {}
+    for threshold in thresholds:
+        tables[threshold] = table1(rates, faces, models, threshold)
+        for output in outputs.tables:
+            if f"conf{threshold:.3f}." in output:
+                with atomic_path(output) as temporary:
+                    if output.endswith(".csv"):
+                        tables[threshold].to_csv(temporary, index=False)
+                    else:
+                        temporary.write_text(to_markdown(tables[threshold]))
+    refused = manifest[manifest.status != "accepted"]
+    lines = [
+        "# Run summary", "",
+        f"- images listed: {len(manifest)}; accepted: {len(manifest) - len(refused)}; refused: {len(refused)}",
+        f"- codec points: {rates.groupby(['codec', 'quality']).ngroups}; face models: {', '.join(models)}",
+        *[f"- faces with detector confidence >= {t:.3f}: {int(faces[faces.confidence >= t].face_id.nunique())}"
+          for t in thresholds],
+        "- bpp_mean: mean of per-image bpp; bpp_pooled: total bits / total pixels (both over all accepted images)",
+        "",
+    ]
+    if len(refused):
+        lines += ["## Refused images", "", *[f"- {row.source}: {row.reason}" for row in refused.itertuples()], ""]
+    for threshold, table in tables.items():
+        lines += [f"## Table 1, detector confidence >= {threshold:.3f}", "", to_markdown(table)]
+    with atomic_path(outputs.summary) as temporary:
+        temporary.write_text("\n".join(lines))

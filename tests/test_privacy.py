@@ -1,0 +1,394 @@
+"""Privacy metrics on hand-made embeddings whose answers are known."""
+from __future__ import annotations
+
+import importlib.util
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+from PIL import Image
+
+from icm_privacy import privacy
+from icm_privacy.privacy import (
+    bd_difference_table,
+    bd_metric_difference,
+    bin_labels,
+    bootstrap_face_mean,
+    bootstrap_image_counts,
+    face_identities,
+    identification_ranks,
+    impostor_pairs,
+    paired_similarity,
+    percentile_interval,
+    privacy_table,
+    tar_at_far,
+)
+from icm_privacy.privacy_figures import example_faces_figure, metric_vs_bpp_figure, save_figure
+
+
+def make_faces(n_images: int, faces_per_image: int, seed: int = 0) -> pd.DataFrame:
+    rng = np.random.default_rng(seed)
+    n = n_images * faces_per_image
+    return pd.DataFrame({
+        "face_id": [f"face{i}" for i in range(n)],
+        "image": [f"img{i // faces_per_image}" for i in range(n)],
+        "confidence": rng.uniform(0.9, 1.0, n),
+        "short_side": rng.integers(10, 200, n),
+    })
+
+
+def random_embeddings(n: int, dimensions: int = 32, seed: int = 1) -> np.ndarray:
+    return np.random.default_rng(seed).normal(size=(n, dimensions))
+
+
+def orthogonal_to(embeddings: np.ndarray, seed: int = 2) -> np.ndarray:
+    """Per row, a random vector with the row's direction removed (cosine similarity exactly 0)."""
+    other = np.random.default_rng(seed).normal(size=embeddings.shape)
+    unit = embeddings / np.linalg.norm(embeddings, axis=1, keepdims=True)
+    return other - np.einsum("ij,ij->i", other, unit)[:, None] * unit
+
+
+def table_for(faces, original, decoded, **options) -> pd.DataFrame:
+    return privacy_table(
+        faces, {"SFace": original}, {("jpeg", 50): {"SFace": decoded}}, {("jpeg", 50): 0.5},
+        n_resamples=options.pop("n_resamples", 50), **options,
+    )
+
+
+def overall(table: pd.DataFrame) -> pd.Series:
+    return table[table["breakdown"] == "all"].iloc[0]
+
+
+# --- thresholds ----------------------------------------------------------------------------------
+
+def test_published_thresholds_match_the_installed_deepface():
+    spec = importlib.util.find_spec("deepface")
+    if spec is None or spec.origin is None:
+        pytest.skip("deepface is not installed")
+    source = Path(spec.origin).parent / "config" / "threshold.py"
+    # Loaded as a lone file: importing the deepface package would start TensorFlow.
+    module_spec = importlib.util.spec_from_file_location("deepface_thresholds", source)
+    module = importlib.util.module_from_spec(module_spec)
+    module_spec.loader.exec_module(module)
+    installed = {model: values["cosine"] for model, values in module.thresholds.items()}
+    assert privacy.DEEPFACE_COSINE_THRESHOLDS == installed
+    assert installed["SFace"] == 0.593 and installed["Dlib"] == 0.07
+
+
+# --- known answers -------------------------------------------------------------------------------
+
+def test_identical_embeddings_are_always_reidentified():
+    faces = make_faces(20, 2)
+    original = random_embeddings(len(faces))
+    row = overall(table_for(faces, original, original.copy()))
+    assert row["mean_cosine"] == pytest.approx(1.0)
+    assert row["reid_published"] == 1.0
+    assert row["rank1"] == 1.0 and row["rank5"] == 1.0
+    assert row["gallery_size"] == 40
+
+
+def test_orthogonal_decoded_embeddings_are_never_reidentified():
+    faces = make_faces(20, 2)
+    original = random_embeddings(len(faces))
+    row = overall(table_for(faces, original, orthogonal_to(original)))
+    assert row["mean_cosine"] == pytest.approx(0.0, abs=1e-12)
+    assert row["reid_published"] == 0.0
+    assert row["reid_published_ci_low"] == 0.0 and row["reid_published_ci_high"] == 0.0
+
+
+def test_shuffled_embeddings_identify_someone_else():
+    original = random_embeddings(50)
+    derangement = np.roll(np.arange(50), 1)  # every probe carries another face's embedding
+    ranks = identification_ranks(original[derangement], original, np.arange(50), np.arange(50))
+    assert np.mean(ranks == 1) == 0.0
+    assert np.all(ranks >= 2)
+
+
+def test_unrelated_decoded_embeddings_identify_at_chance():
+    n = 400
+    original = random_embeddings(n, dimensions=64, seed=3)
+    unrelated = random_embeddings(n, dimensions=64, seed=4)
+    ranks = identification_ranks(unrelated, original, np.arange(n), np.arange(n))
+    # Ranks are uniform on 1..n: rank-k rate k/n, mean rank (n + 1) / 2.
+    assert np.mean(ranks <= 1) <= 3 / n
+    assert np.mean(ranks <= 40) == pytest.approx(0.1, abs=0.04)
+    assert ranks.mean() == pytest.approx((n + 1) / 2, rel=0.1)
+
+
+def test_any_original_of_the_same_identity_is_a_correct_match():
+    gallery = np.eye(3)
+    probes = np.array([[0.0, 1.0, 0.1]])  # nearest to gallery row 1, which is the same person as row 0
+    identity_gallery = np.array(["ann", "ann", "bob"])
+    assert identification_ranks(probes, gallery, np.array(["ann"]), identity_gallery).tolist() == [1]
+    # as bob it is outranked by ann's row 1 (0.995) but not by ann's row 0 (0.0 < bob's 0.0995)
+    assert identification_ranks(probes, gallery, np.array(["bob"]), identity_gallery).tolist() == [2]
+
+
+def test_ties_go_to_the_attacker():
+    gallery = np.array([[1.0, 0.0], [1.0, 0.0]])  # two people with the same embedding
+    ranks = identification_ranks(gallery, gallery, np.array([0, 1]), np.array([0, 1]))
+    assert ranks.tolist() == [1, 1]
+
+
+def test_tar_at_far_on_a_constructed_distribution():
+    impostors = np.arange(100) / 100  # 0.00 .. 0.99
+    genuine = np.array([0.5, 0.97, 0.98, 0.985, 0.99, 1.0])
+    # FAR 1 %: one impostor (0.99) may pass, so accept similarity > 0.98: 3 of 6 genuine pairs.
+    tar, distance = tar_at_far(genuine, impostors, 0.01)
+    assert tar == 0.5 and distance == pytest.approx(0.02)
+    # FAR 5 %: five impostors (0.95 .. 0.99) may pass, threshold 0.94: 5 of 6.
+    tar, distance = tar_at_far(genuine, impostors, 0.05)
+    assert tar == pytest.approx(5 / 6) and distance == pytest.approx(0.06)
+
+
+def test_tar_is_nan_with_too_few_impostor_pairs():
+    tar, distance = tar_at_far(np.ones(5), np.arange(999) / 999, 1e-3)
+    assert np.isnan(tar) and np.isnan(distance)
+    tar, _ = tar_at_far(np.ones(5), np.arange(1000) / 1000, 1e-3)
+    assert tar == 1.0
+
+
+def test_tied_impostors_are_all_rejected():
+    tar, distance = tar_at_far(np.array([0.5, 0.6]), np.full(100, 0.5), 0.01)
+    assert tar == 0.5 and distance == pytest.approx(0.5)
+
+
+def test_published_reid_uses_deepface_rule_distance_at_most_threshold():
+    original = np.array([[1.0, 0.0]] * 3)
+    decoded = np.array([[0.75, np.sqrt(1 - 0.75**2)], [0.5, np.sqrt(0.75)], [0.25, np.sqrt(1 - 0.25**2)]])
+    similarity = paired_similarity(original, decoded)
+    assert similarity == pytest.approx([0.75, 0.5, 0.25])
+    # distances 0.25, 0.5 (exactly on the threshold: verified, as in DeepFace) and 0.75
+    assert privacy.verified_at_distance(np.array([0.75, 0.5, 0.25]), 0.5).tolist() == [True, True, False]
+
+
+# --- impostor pairs and their bootstrap weights --------------------------------------------------
+
+def reference_threshold(pairs, far, image_counts):
+    """Spell out every weighted pair, most similar first, and take the one after the allowed false accepts."""
+    weight = image_counts[pairs.image_a] * image_counts[pairs.image_b]
+    spelled_out = np.repeat(pairs.similarity, weight)
+    allowed = int(np.floor(far * spelled_out.size + 1e-9))
+    return spelled_out[allowed] if allowed >= 1 else np.nan
+
+
+def test_impostor_pairs_skip_same_image_and_same_identity():
+    faces = make_faces(4, 2)  # 8 faces, 28 pairs, 4 within an image
+    labels = {"img0": "ann", "img1": "ann"}  # img0 and img1 show one person: 4 more pairs drop
+    identities = face_identities(faces, labels)
+    codes = pd.factorize(faces["image"])[0]
+    pairs = impostor_pairs(random_embeddings(8), codes, identities, 4)
+    assert pairs.count == 28 - 4 - 4
+    assert np.all(pairs.image_a != pairs.image_b)
+    assert np.all(np.diff(pairs.similarity) <= 0)
+    assert pairs.weight(np.ones(4, dtype=np.int64)) == pairs.count
+    counts = np.array([3, 0, 2, 1])
+    assert pairs.weight(counts) == (counts[pairs.image_a] * counts[pairs.image_b]).sum()
+
+
+@pytest.mark.parametrize("far", [0.01, 0.05, 0.2])
+def test_resampled_threshold_matches_spelled_out_pairs(far):
+    faces = make_faces(30, 2)
+    codes = pd.factorize(faces["image"])[0]
+    pairs = impostor_pairs(random_embeddings(60), codes, face_identities(faces), 30)
+    for counts in bootstrap_image_counts(30, 20, seed=5):
+        expected = reference_threshold(pairs, far, counts)
+        assert pairs.similarity_threshold(far, counts) == pytest.approx(expected, nan_ok=True)
+
+
+def test_threshold_search_reaches_past_the_first_pairs():
+    faces = make_faces(60, 1)  # 1770 pairs: at FAR 0.1 the first scan covers 1732 of them
+    codes = pd.factorize(faces["image"])[0]
+    pairs = impostor_pairs(random_embeddings(60), codes, face_identities(faces), 60)
+    counts = np.zeros(60, dtype=np.int64)
+    counts[[pairs.image_a[-1], pairs.image_b[-1]]] = 4  # only the least similar pair is drawn, 16 times
+    assert pairs.similarity_threshold(0.1, counts) == pairs.similarity[-1]
+    assert reference_threshold(pairs, 0.1, counts) == pairs.similarity[-1]
+
+
+def test_face_identities_prefer_face_labels_and_keep_unlabelled_faces_apart():
+    faces = make_faces(3, 2)
+    identities = face_identities(faces, {"img0": "ann", "face1": "bob", "img2": "bob"})
+    # face0 ann (image label), face1 bob (face label wins), face2 and face3 unlabelled, face4/5 bob
+    assert identities[0] != identities[1]
+    assert identities[1] == identities[4] == identities[5]
+    assert len({identities[0], identities[2], identities[3], identities[1]}) == 4
+
+
+# --- bootstrap -----------------------------------------------------------------------------------
+
+def test_bootstrap_draws_as_many_images_as_there_are_and_is_seedable():
+    counts = bootstrap_image_counts(7, 40, seed=11)
+    assert counts.shape == (40, 7) and np.all(counts.sum(axis=1) == 7)
+    assert np.array_equal(counts, bootstrap_image_counts(7, 40, seed=11))
+    assert not np.array_equal(counts, bootstrap_image_counts(7, 40, seed=12))
+
+
+def interval_width_for(n_images: int, faces_per_image: int = 1) -> tuple[float, float, float]:
+    """Point estimate and interval of a 50 % re-ID rate whose faces agree within each image."""
+    per_image = np.random.default_rng(n_images).permutation(np.arange(n_images) % 2).astype(float)
+    values = np.repeat(per_image, faces_per_image)
+    face_images = np.repeat(np.arange(n_images), faces_per_image)
+    replicates = bootstrap_face_mean(values, face_images, bootstrap_image_counts(n_images, 400, seed=0))
+    low, high = percentile_interval(replicates)
+    return values.mean(), low, high
+
+
+def test_bootstrap_interval_contains_estimate_and_shrinks_with_more_images():
+    small_point, small_low, small_high = interval_width_for(40)
+    large_point, large_low, large_high = interval_width_for(640)
+    assert small_low <= small_point <= small_high and large_low <= large_point <= large_high
+    # Width goes as 1/sqrt(images): 16 times the images, a quarter of the width.
+    assert (large_high - large_low) == pytest.approx((small_high - small_low) / 4, rel=0.35)
+
+
+def test_bootstrap_over_images_does_not_count_faces_of_one_image_as_independent():
+    _, low_clustered, high_clustered = interval_width_for(40, faces_per_image=10)
+    _, low_independent, high_independent = interval_width_for(400)
+    # 400 faces either way, but only 40 independent images in the first case: about sqrt(10) wider.
+    assert (high_clustered - low_clustered) > 2 * (high_independent - low_independent)
+
+
+def test_every_table_interval_contains_its_estimate():
+    faces = make_faces(40, 3)
+    original = random_embeddings(len(faces))
+    noisy = original + np.random.default_rng(9).normal(scale=1.2, size=original.shape)
+    table = table_for(faces, original, noisy, n_resamples=100, confidence_thresholds=(0.9, 0.95))
+    for metric in privacy.metric_columns():
+        values = table.dropna(subset=[metric])
+        assert len(values) > 0
+        assert np.all(values[f"{metric}_ci_low"] <= values[metric] + 1e-12)
+        assert np.all(values[metric] <= values[f"{metric}_ci_high"] + 1e-12)
+
+
+# --- the table -----------------------------------------------------------------------------------
+
+def test_table_rows_bins_and_reasons_for_nan():
+    faces = make_faces(30, 2)  # 60 faces: 1740 impostor pairs, enough for FAR 1e-2 and 1e-3
+    original = random_embeddings(len(faces))
+    table = privacy_table(
+        faces, {"SFace": original, "MyModel": original},
+        {("jpeg", q): {"SFace": original, "MyModel": original} for q in (30, 70)},
+        {("jpeg", 30): 0.3, ("jpeg", 70): 0.9},
+        confidence_thresholds=(0.0, 0.95), n_resamples=20,
+    )
+    # 2 points x 2 models x 2 thresholds x (1 + 4 size bins + 3 confidence bands)
+    assert len(table) == 2 * 2 * 2 * 8
+    for _, group in table.groupby(["codec", "quality", "model", "min_confidence"]):
+        everyone = group.loc[group["breakdown"] == "all", "n_faces"].item()
+        assert group.loc[group["breakdown"] == "face_size", "n_faces"].sum() == everyone
+        assert group.loc[group["breakdown"] == "confidence_band", "n_faces"].sum() == everyone
+    all_faces = table[(table["min_confidence"] == 0.0) & (table["breakdown"] == "all")]
+    assert set(all_faces["impostor_pairs"]) == {60 * 59 // 2 - 30}
+    assert all_faces["tar_far_0.001"].notna().all()
+    mine = all_faces[all_faces["model"] == "MyModel"]
+    assert mine["reid_published"].isna().all()
+    assert mine["note"].str.contains("no published cosine threshold for MyModel").all()
+    emptied = table[(table["min_confidence"] == 0.95) & (table["bin"] == "<0.95")]
+    assert (emptied["n_faces"] == 0).all() and emptied["mean_cosine"].isna().all()
+    assert emptied["note"].str.contains("no faces in this bin").all()
+
+
+def test_table_reports_nan_tar_when_impostor_pairs_are_too_few():
+    faces = make_faces(10, 2)  # 180 impostor pairs: FAR 1e-2 resolvable, 1e-3 not
+    original = random_embeddings(len(faces))
+    row = overall(table_for(faces, original, original))
+    assert row["impostor_pairs"] == 180
+    assert row["tar_far_0.01"] == 1.0
+    assert np.isnan(row["tar_far_0.001"]) and np.isnan(row["distance_threshold_far_0.001"])
+    assert "FAR 0.001 needs >= 1000 impostor pairs, 180 available" in row["note"]
+
+
+# --- Bjøntegaard-style differences ---------------------------------------------------------------
+
+BPP = [0.1, 0.25, 0.5, 1.0, 2.0]
+REID = [0.05, 0.3, 0.6, 0.8, 0.9]
+
+
+def test_bd_difference_of_a_curve_with_itself_is_zero():
+    difference = bd_metric_difference(BPP, REID, BPP, REID)
+    assert difference.value == pytest.approx(0.0, abs=1e-12) and difference.reason == ""
+
+
+def test_bd_difference_against_a_shifted_curve_is_the_shift():
+    assert bd_metric_difference(BPP, np.add(REID, 0.1), BPP, REID).value == pytest.approx(0.1)
+    assert bd_metric_difference(BPP, REID, BPP, np.add(REID, 0.1)).value == pytest.approx(-0.1)
+
+
+def test_bd_difference_averages_over_the_common_log_bitrate_range():
+    # A = log(bpp) on [1, e^3], B = 0 on [e^-1, e^2]: common log range [0, 2], mean of x there is 1.
+    bpp_a = np.exp([0.0, 1.0, 2.0, 3.0])
+    bpp_b = np.exp([-1.0, 0.5, 2.0])
+    difference = bd_metric_difference(bpp_a, np.log(bpp_a), bpp_b, np.zeros(3))
+    assert difference.value == pytest.approx(1.0)
+
+
+def test_bd_difference_says_why_it_is_nan():
+    no_overlap = bd_metric_difference([0.1, 0.2], [0.1, 0.2], [0.5, 1.0], [0.1, 0.2])
+    assert np.isnan(no_overlap.value) and "do not overlap" in no_overlap.reason
+    one_point = bd_metric_difference([0.1, 0.2], [0.1, np.nan], BPP, REID)
+    assert np.isnan(one_point.value) and "needs >= 2" in one_point.reason
+
+
+def test_bd_difference_table_compares_each_codec_with_the_reference():
+    rows = [
+        {"model": "SFace", "min_confidence": 0.9, "breakdown": "all", "bin": "all",
+         "codec": codec, "bpp": bpp, "reid_published": reid + shift}
+        for codec, shift in (("jpeg", 0.0), ("webp", -0.2))
+        for bpp, reid in zip(BPP, REID)
+    ]
+    summary = bd_difference_table(pd.DataFrame(rows), ["reid_published"], reference_codec="jpeg")
+    assert summary[["codec", "reference_codec", "metric"]].values.tolist() == [["webp", "jpeg", "reid_published"]]
+    assert summary["bd_difference"].item() == pytest.approx(-0.2)
+
+
+# --- figures -------------------------------------------------------------------------------------
+
+def test_metric_vs_bpp_figure_has_one_panel_per_model_and_is_written(tmp_path):
+    faces = make_faces(10, 2)
+    original = random_embeddings(len(faces))
+    models = {"SFace": original, "Facenet": original}
+    decoded = {
+        (codec, q): {m: e + np.random.default_rng(q).normal(scale=1 / q, size=e.shape) for m, e in models.items()}
+        for codec in ("jpeg", "webp") for q in (1, 2, 4)
+    }
+    table = privacy_table(faces, models, decoded, {point: 0.1 * point[1] for point in decoded}, n_resamples=10)
+    figure = metric_vs_bpp_figure(table, "reid_published", min_confidence=0.0, ylabel="re-ID rate")
+    assert len(figure.axes) == 2
+    assert [len(ax.lines) for ax in figure.axes] == [2, 2]
+    save_figure(figure, tmp_path / "reid.png", tmp_path / "reid.pdf")
+    assert Image.open(tmp_path / "reid.png").size == (640, 280)  # 2 panels of 3.2 x 2.8 in at 100 dpi
+    assert (tmp_path / "reid.pdf").read_bytes().startswith(b"%PDF")
+
+
+def test_metric_vs_bpp_figure_draws_a_model_without_values(tmp_path):
+    faces = make_faces(10, 2)
+    original = random_embeddings(len(faces))
+    decoded = {("jpeg", q): {"MyModel": original} for q in (1, 2)}
+    table = privacy_table(faces, {"MyModel": original}, decoded, {("jpeg", 1): 0.2, ("jpeg", 2): 0.4}, n_resamples=5)
+    figure = metric_vs_bpp_figure(table, "reid_published", min_confidence=0.0)  # no published threshold
+    save_figure(figure, tmp_path / "reid.png", tmp_path / "reid.pdf")
+    assert "reid_published undefined" in figure.axes[0].texts[0].get_text()
+    assert Image.open(tmp_path / "reid.png").size == (320, 280)
+
+
+def test_example_faces_figure_has_a_panel_per_crop_and_the_expected_size(tmp_path):
+    rng = np.random.default_rng(0)
+    originals = [rng.integers(0, 256, (40, 32, 3), dtype=np.uint8) for _ in range(2)]
+    decoded = {label: [(crop // 2, 0.5) for crop in originals] for label in ("jpeg q=10", "jpeg q=50", "webp q=10")}
+    figure = example_faces_figure(originals, decoded)
+    assert len(figure.axes) == 2 * 4
+    assert figure.axes[1].get_xlabel() == "cos 0.500"
+    save_figure(figure, tmp_path / "faces.png", tmp_path / "faces.pdf")
+    # 4 columns of 1.5 in; 0.3 in header + 2 rows of (1.5 + 0.3) in; 100 dpi.
+    assert Image.open(tmp_path / "faces.png").size == (600, 390)
+    assert (tmp_path / "faces.pdf").stat().st_size > 1000
+
+
+def test_example_faces_figure_rejects_mismatched_inputs():
+    crop = np.zeros((8, 8, 3), dtype=np.uint8)
+    with pytest.raises(ValueError, match="2 original crops"):
+        example_faces_figure([crop, crop], {"jpeg q=10": [(crop, 0.9)]})
+    with pytest.raises(ValueError, match="uint8 RGB"):
+        example_faces_figure([crop.astype(float)], {"jpeg q=10": [(crop, 0.9)]})

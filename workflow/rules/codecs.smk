@@ -1,0 +1,23 @@
+# One rule per configured codec entry (its bitstream extension and threads differ): each job
+# encodes one image at one quality into a bitstream file and decodes that file back.
+
+for entry in config["codecs"]:
+
+    rule:
+        name:
+            f"code_{entry['label'].replace('-', '_').replace('.', '_')}"
+        input:
+            image=lambda w: image_version("original", w.image),
+        output:
+            bitstream=f"{RESULTS}/bitstreams/{entry['label']}/{{quality}}/{{image}}.{CODEC_EXTENSIONS[entry['label']]}",
+            decoded=f"{RESULTS}/decoded/{entry['label']}/{{quality}}/{{image}}.png",
+        params:
+            codec=entry["codec"],
+            options=entry.get("options", {}),
+        threads: entry["threads"]
+        log:
+            f"{RESULTS}/logs/code/{entry['label']}/{{quality}}/{{image}}.log",
+        benchmark:
+            f"{RESULTS}/benchmarks/code/{entry['label']}/{{quality}}/{{image}}.tsv"
+        script:
+            "../../scripts/code_image.py"

@@ -1,0 +1,74 @@
+# Configuration, the image list and path helpers. Everything here is read at start-up; the
+# configuration is refused (with the offending key named) before any job runs.
+import os
+from pathlib import Path
+
+from icm_privacy.config import codec_points, format_quality, validate_config
+from icm_privacy.datasets import list_images, shard_of
+from icm_privacy.codecs import CODECS
+from icm_privacy.stages import accepted_images
+from icm_privacy.weights import MANIFEST
+
+validate_config(config)
+
+RESULTS = config["results"]
+SHARDS = list(range(config["shards"]))
+IMAGES = list_images(config["dataset"])  # image id -> source file
+POINTS = codec_points(config)
+MODELS = config["faces"]["models"]
+THRESHOLDS = [f"{t:.3f}" for t in config["faces"]["thresholds"]]
+DEEPFACE_HOME = os.path.abspath(config["weights"]["deepface_home"])
+
+# Face models run on DeepFace's TensorFlow backend (the one the study used, and the one whose weight
+# files the manifest names); jobs inherit these variables.
+os.environ["DEEPFACE_HOME"] = DEEPFACE_HOME
+os.environ["DEEPFACE_BACKEND_ENGINE"] = "tensorflow"
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+
+wildcard_constraints:
+    shard=r"\d+",
+    quality=r"[0-9.]+",
+    point=r"original|[A-Za-z0-9][A-Za-z0-9_.-]*/[0-9.]+",
+    image=r"[^/]+",
+
+
+def shard_sources(shard):
+    return {i: str(path) for i, path in IMAGES.items() if shard_of(i, len(SHARDS)) == int(shard)}
+
+
+def shard_folder(shard):
+    """The prepared images of a shard (a checkpoint: which images were accepted is known after it)."""
+    return checkpoints.prepare_images.get(shard=shard).output[0]
+
+
+def shard_images(shard):
+    return accepted_images(Path(shard_folder(shard)) / "manifest.csv")
+
+
+def image_version(point, image):
+    """The image a face crop is taken from: the prepared original, or a codec point's decoded image."""
+    if point == "original":
+        return f"{RESULTS}/images/shard-{shard_of(image, len(SHARDS))}/{image}.png"
+    return f"{RESULTS}/decoded/{point}/{image}.png"
+
+
+def bitstream(point, image):
+    label, quality = point.split("/")
+    return f"{RESULTS}/bitstreams/{point}/{image}.{CODEC_EXTENSIONS[label]}"
+
+
+CODEC_EXTENSIONS = {entry["label"]: CODECS[entry["codec"]].extension for entry in config["codecs"]}
+POINT_PATHS = [f"{p.label}/{p.quality_text}" for p in POINTS]
+
+
+def all_accepted_images():
+    return [image for shard in SHARDS for image in shard_images(shard)]
+
+
+def final_outputs(wildcards):
+    return [
+        *expand(f"{RESULTS}/tables/table1_conf{{t}}.{{ext}}", t=THRESHOLDS, ext=["csv", "md"]),
+        *expand(f"{RESULTS}/figures/rate_similarity_conf{{t}}.{{ext}}", t=THRESHOLDS, ext=["png", "pdf"]),
+        f"{RESULTS}/run_summary.md",
+    ]

