@@ -5,13 +5,14 @@ here need the code: codec names and quality ranges come from the codec registry.
 """
 from __future__ import annotations
 
+import inspect
 from dataclasses import dataclass
 from pathlib import Path
 
 import jsonschema
 import yaml
 
-from .codecs import CODECS
+from .codecs import CODECS, CodecError
 
 SCHEMA_PATH = Path(__file__).resolve().parents[2] / "workflow" / "schemas" / "config.schema.yaml"
 
@@ -57,6 +58,29 @@ def _key_path(error: jsonschema.ValidationError) -> str:
     return ".".join(str(part) for part in error.absolute_path) or "(top level)"
 
 
+def _allowed(error: jsonschema.ValidationError) -> str:
+    """What the failing part of the schema allows, where it lists it (enum messages list it already)."""
+    schema = error.schema
+    if error.validator == "additionalProperties":
+        return f"; allowed keys: {', '.join(schema['properties'])}"
+    items = schema.get("items")
+    if error.validator != "enum" and isinstance(items, dict) and "enum" in items:
+        return f"; allowed: {', '.join(map(str, items['enum']))}"
+    return ""
+
+
+def _check_options(entry: dict, index: int) -> None:
+    """Build the codec once with its options: a misspelt option or a missing binary stops the run here."""
+    codec_class = CODECS[entry["codec"]]
+    try:
+        codec_class(**entry.get("options", {}))
+    except TypeError as error:
+        allowed = [name for name in inspect.signature(codec_class).parameters if name != "threads"]
+        raise ConfigError(f"config key codecs.{index}.options: {error}; allowed: {', '.join(allowed) or 'none'}") from None
+    except CodecError as error:
+        raise ConfigError(f"config key codecs.{index}.options: {error}") from None
+
+
 def validate_config(config: dict) -> dict:
     """Check `config` against the schema and the codec registry; fill defaults in place; return it."""
     schema = yaml.safe_load(SCHEMA_PATH.read_text())
@@ -64,7 +88,7 @@ def validate_config(config: dict) -> dict:
     errors = sorted(validator.iter_errors(config), key=lambda error: list(error.absolute_path))
     if errors:
         error = errors[0]
-        raise ConfigError(f"config key {_key_path(error)}: {error.message}")
+        raise ConfigError(f"config key {_key_path(error)}: {error.message}{_allowed(error)}")
     labels = set()
     for index, entry in enumerate(config["codecs"]):
         if entry["codec"] not in CODECS:
@@ -76,6 +100,7 @@ def validate_config(config: dict) -> dict:
         if label in labels or label == "original":
             raise ConfigError(f"config key codecs.{index}.label: {label!r} is used twice or reserved; set distinct labels")
         labels.add(label)
+        _check_options(entry, index)
         low, high = CODECS[entry["codec"]].quality_range
         for quality in entry["qualities"]:
             if not low <= quality <= high:

@@ -64,6 +64,9 @@ def _select(ids: list[str], dataset: dict, coco_ids: dict[str, int] | None = Non
     wanted = dataset.get("image_ids")
     if wanted:
         wanted_text = {str(item) for item in wanted}
+        unknown = wanted_text - set(ids) - {str(coco_id) for coco_id in (coco_ids or {}).values()}
+        if unknown:
+            raise DatasetError(f"dataset.image_ids: {', '.join(sorted(unknown))} not in the dataset")
         ids = [i for i in ids if i in wanted_text or (coco_ids and str(coco_ids[i]) in wanted_text)]
     ids = sorted(ids)
     if dataset.get("first_n"):
@@ -99,7 +102,14 @@ def list_images(dataset: dict) -> dict[str, Path]:
         raise DatasetError(f"dataset.images: {folder} is not a folder")
     if kind == "coco":
         return _coco_images(dataset)
-    files = {path.stem: path for path in folder.iterdir() if path.suffix.lower() in IMAGE_SUFFIXES}
+    files = {}
+    for path in sorted(folder.iterdir()):
+        if path.suffix.lower() in IMAGE_SUFFIXES:
+            if path.stem in files:  # the id names every output of the image: it must be unique
+                raise DatasetError(f"dataset.images: {files[path.stem]} and {path} have the same image id {path.stem!r}")
+            files[path.stem] = path
+    if not files:
+        raise DatasetError(f"dataset.images: no images ({', '.join(sorted(IMAGE_SUFFIXES))}) in {folder}")
     return {image_id: files[image_id] for image_id in _select(list(files), dataset)}
 
 

@@ -365,25 +365,16 @@ def coco_results(detections: np.ndarray, image_id: int | str) -> list[dict]:
     ]
 
 
-def coco_image_id(path: Path, image_ids: Mapping[str, int] | None = None) -> int | str:
-    """An image's id in the results: `image_ids[stem]` when a mapping is given, else the stem itself,
-    as an integer when it is one (COCO names files by zero-padded id: 000000000139 -> 139)."""
+def coco_image_id(path: str | Path, image_ids: Mapping[str, int] | None = None) -> int | str:
+    """An image's id in the results: `image_ids[stem]` when a mapping is given (for COCO datasets:
+    datasets.coco_image_ids), else the stem itself, as an integer when it is one (COCO names files
+    by zero-padded id: 000000000139 -> 139)."""
     stem = Path(path).stem
     if image_ids is not None:
         if stem not in image_ids:
             raise DetectionError(f"{path}: image {stem!r} is not in the given image id mapping")
         return image_ids[stem]
     return int(stem) if stem.isdigit() else stem
-
-
-def image_ids_from_annotations(annotations: str | Path) -> dict[str, int]:
-    """Map file stem -> COCO image id from a COCO json's `images` records (their file_name)."""
-    annotations = Path(annotations)
-    try:
-        records = json.loads(annotations.read_text())["images"]
-        return {Path(record["file_name"]).stem: int(record["id"]) for record in records}
-    except (OSError, ValueError, KeyError, TypeError) as error:
-        raise DetectionError(f"{annotations}: cannot read image ids from COCO json ({error!r})") from error
 
 
 @dataclass(frozen=True)

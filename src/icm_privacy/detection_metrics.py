@@ -12,7 +12,7 @@ import io
 import json
 import math
 from pathlib import Path
-from typing import Iterable, Mapping
+from typing import Iterable, Mapping, Sequence
 
 import numpy as np
 import pandas as pd
@@ -55,25 +55,34 @@ def load_ground_truth(annotations: str | Path) -> COCO:
     return ground_truth
 
 
-def _read_detections(detections: str | Path | list[dict]) -> tuple[list[dict], str]:
-    if not isinstance(detections, (str, Path)):
-        return detections, "detections"
+def _read_detections(detections: str | Path | Sequence[str | Path] | list[dict]) -> tuple[list[dict], str]:
+    """Records, and a name for messages, from a results json, several (one per shard), or the records."""
+    if isinstance(detections, (str, Path)):
+        return _read_results_json(Path(detections)), str(detections)
+    items = list(detections)
+    if items and all(isinstance(item, (str, Path)) for item in items):
+        return [record for path in items for record in _read_results_json(Path(path))], ", ".join(map(str, items))
+    return items, "detections"
+
+
+def _read_results_json(path: Path) -> list[dict]:
     try:
-        records = json.loads(Path(detections).read_text())
+        records = json.loads(path.read_text())
     except (OSError, ValueError) as error:
-        raise DetectionEvaluationError(f"{detections}: cannot read detections ({error})") from error
+        raise DetectionEvaluationError(f"{path}: cannot read detections ({error})") from error
     if not isinstance(records, list):
-        raise DetectionEvaluationError(f"{detections}: not a COCO results json (expected a list of records)")
-    return records, str(detections)
+        raise DetectionEvaluationError(f"{path}: not a COCO results json (expected a list of records)")
+    return records
 
 
 def evaluate_detections(
-    detections: str | Path | list[dict],
+    detections: str | Path | Sequence[str | Path] | list[dict],
     ground_truth: COCO | str | Path,
     image_ids: Iterable[int] | None = None,
 ) -> dict[str, float | int]:
     """mAP@[.5:.95], AP50, AP75 and person AP of COCO results on `image_ids` (default: every annotated image).
 
+    `detections`: a COCO results json, several (one per shard of a codec point), or the records.
     Give `image_ids` whenever the detections cover a subset: an image missing from the results is
     then an image where nothing was found, not an image left out.
     """
@@ -102,7 +111,8 @@ def evaluate_detections(
     # precision: [IoU threshold, recall level, category, area range, max detections]; area "all", 100 dets
     precision = evaluation.eval["precision"][:, :, :, 0, -1]
     iou_thresholds = list(np.round(evaluation.params.iouThrs, 2))
-    person = [category["id"] for category in ground_truth.loadCats(ground_truth.getCatIds()) if category["name"] == "person"]
+    categories = ground_truth.loadCats(ground_truth.getCatIds())
+    person = [category["id"] for category in categories if category["name"] == "person"]
     person_index = evaluation.params.catIds.index(person[0]) if person else None
     return {
         "images": len(image_ids),
@@ -119,7 +129,7 @@ def _results_coco(ground_truth: COCO, records: list[dict]) -> COCO:
     if records:
         return ground_truth.loadRes(records)
     results = COCO()
-    results.dataset = {"images": ground_truth.dataset["images"], "categories": ground_truth.dataset["categories"], "annotations": []}
+    results.dataset = {key: ground_truth.dataset[key] for key in ("images", "categories")} | {"annotations": []}
     results.createIndex()
     return results
 
@@ -135,7 +145,7 @@ def detection_table(
 ) -> pd.DataFrame:
     """One row per codec point: its labels (codec, quality, ...) followed by its detection metrics.
 
-    Each point is a mapping with `detections` (a results json), optionally `image_ids`, and any labels.
+    Each point is a mapping with `detections` (results json or jsons), optionally `image_ids`, and any labels.
     """
     if not isinstance(ground_truth, COCO):
         ground_truth = load_ground_truth(ground_truth)

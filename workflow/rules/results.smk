@@ -3,6 +3,7 @@
 
 
 rule tabulate:
+    localrule: True
     input:
         shards=lambda w: [shard_folder(s) for s in SHARDS],
         faces=expand(f"{RESULTS}/faces/shard-{{shard}}.csv", shard=SHARDS),
@@ -25,11 +26,14 @@ rule tabulate:
         f"{RESULTS}/logs/tabulate.log",
     benchmark:
         f"{RESULTS}/benchmarks/tabulate.tsv"
+    conda:
+        "../../envs/results.yaml"
     script:
         "../../scripts/tabulate.py"
 
 
 rule summarise:
+    localrule: True
     input:
         rates=f"{RESULTS}/tables/rates.csv",
         faces=f"{RESULTS}/tables/faces.csv",
@@ -42,11 +46,14 @@ rule summarise:
         thresholds=config["faces"]["thresholds"],
     log:
         f"{RESULTS}/logs/summarise.log",
+    conda:
+        "../../envs/results.yaml"
     script:
         "../../scripts/summarise.py"
 
 
 rule plot_rate_similarity:
+    localrule: True
     input:
         f"{RESULTS}/tables/table1_conf{{t}}.csv",
     output:
@@ -55,5 +62,7 @@ rule plot_rate_similarity:
         models=MODELS,
     log:
         f"{RESULTS}/logs/plot_rate_similarity/conf{{t}}.log",
+    conda:
+        "../../envs/results.yaml"
     script:
         "../../scripts/plot_rate_similarity.py"

@@ -63,24 +63,28 @@ class Codec(ABC):
     def code(
         self, rgb: np.ndarray, quality: float, bitstream_path: Path, decoded_path: Path, image_name: str
     ) -> CodingResult:
-        """Encode to a file, decode from that file, write the decoded PNG; time both halves."""
+        """Encode to a file, decode from that file, write the decoded PNG; time both halves.
+
+        The bitstream gets its final name only once it has decoded to an image of the right size, so
+        a failed or interrupted job never leaves a bitstream that looks usable.
+        """
         height, width = rgb.shape[:2]
         where = f"codec {self.name}, quality {quality}, image {image_name}"
         try:
-            started = time.perf_counter()
             with atomic_path(bitstream_path) as temporary:
+                started = time.perf_counter()
                 self.encode(rgb, quality, temporary)
+                encoded = time.perf_counter()
                 if not temporary.is_file() or temporary.stat().st_size == 0:
                     raise CodecError("encoder wrote no bitstream (empty or missing file)")
-            encoded = time.perf_counter()
-            decoded = self.decode(Path(bitstream_path), width, height)
-            finished = time.perf_counter()
+                decoded = self.decode(temporary, width, height)
+                finished = time.perf_counter()
+                if decoded.shape != rgb.shape or decoded.dtype != np.uint8:
+                    raise CodecError(f"decoder returned {decoded.shape} {decoded.dtype}, expected {rgb.shape} uint8")
         except CodecUnavailable:
             raise
         except Exception as error:
             raise CodecError(f"{where}: {error}") from error
-        if decoded.shape != rgb.shape or decoded.dtype != np.uint8:
-            raise CodecError(f"{where}: decoder returned {decoded.shape} {decoded.dtype}, expected {rgb.shape} uint8")
         write_png(decoded, decoded_path)
         num_bytes = Path(bitstream_path).stat().st_size
         return CodingResult(num_bytes, bits_per_pixel(num_bytes, width, height), encoded - started, finished - encoded)

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..images import crop_to, pad_to_multiple
+from ..images import crop_to, pad_to_multiple, padded_size
 from .base import Codec, CodecError
 
 SWS_FLAGS = "bicubic+accurate_rnd+full_chroma_int"
@@ -25,12 +25,13 @@ def ffmpeg_executable() -> str:
     return imageio_ffmpeg.get_ffmpeg_exe()
 
 
-def run_ffmpeg(arguments: list[str], stdin: bytes | None = None) -> bytes:
+def run_ffmpeg(arguments: list[str], stdin: bytes | memoryview | None = None) -> bytes:
     command = [ffmpeg_executable(), "-hide_banner", "-loglevel", "error", "-y", *arguments]
     completed = subprocess.run(command, input=stdin, capture_output=True)
     if completed.returncode != 0:
-        message = completed.stderr.decode(errors="replace").strip().splitlines()
-        raise CodecError(f"ffmpeg exited with {completed.returncode}: {' | '.join(message[-3:])}")
+        lines = completed.stderr.decode(errors="replace").strip().splitlines()
+        shown = lines if len(lines) <= 3 else [*lines[:2], "...", lines[-1]]  # the cause comes first
+        raise CodecError(f"ffmpeg exited with {completed.returncode}: {' | '.join(shown)}")
     return completed.stdout
 
 
@@ -40,6 +41,7 @@ class FfmpegCodec(Codec):
     muxer: str
     pixel_format: str  # what the encoder codes; "rgb24" means no Y'CbCr conversion on our side
     padding = 2  # 4:2:0 needs even sizes
+    minimum_size = 1  # smaller pictures are padded up to this (edge replication), and cropped back
 
     def __init__(self, preset: str | None = None, threads: int = 1):
         self.preset = preset
@@ -54,7 +56,7 @@ class FfmpegCodec(Codec):
         return ["-vf", f"scale={direction}_color_matrix=bt709:{direction}_range=tv", "-sws_flags", SWS_FLAGS]
 
     def encode(self, rgb: np.ndarray, quality: float, bitstream_path: Path) -> None:
-        padded = np.ascontiguousarray(pad_to_multiple(rgb, self.padding))
+        padded = np.ascontiguousarray(pad_to_multiple(rgb, self.padding, self.minimum_size))
         height, width = padded.shape[:2]
         raw_input = ["-f", "rawvideo", "-pix_fmt", "rgb24", "-s", f"{width}x{height}", "-i", "pipe:0"]
         labels = YCBCR_LABELS if self.pixel_format != "rgb24" else []
@@ -62,14 +64,14 @@ class FfmpegCodec(Codec):
             [*raw_input, *self._colour_arguments("out"), "-pix_fmt", self.pixel_format, *labels,
              "-frames:v", "1", "-threads", str(self.threads), *self.encoder_arguments(quality),
              "-f", self.muxer, str(bitstream_path)],
-            stdin=padded.tobytes(),
+            stdin=memoryview(padded).cast("B"),  # no copy of the image
         )
 
     def decode(self, bitstream_path: Path, width: int, height: int) -> np.ndarray:
         raw = run_ffmpeg(["-i", str(bitstream_path), *self._colour_arguments("in"),
                           "-frames:v", "1", "-f", "rawvideo", "-pix_fmt", "rgb24", "pipe:1"])
-        padded_height = height + (-height % self.padding)
-        padded_width = width + (-width % self.padding)
+        padded_height = padded_size(height, self.padding, self.minimum_size)
+        padded_width = padded_size(width, self.padding, self.minimum_size)
         expected = padded_width * padded_height * 3
         if len(raw) != expected:
             raise CodecError(
@@ -83,12 +85,18 @@ class VvcVvenc(FfmpegCodec):
 
     Perceptual QP adaptation (`qpa`) is off by default so that a QP means what it means in VTM's
     all-intra configuration (measured on COCO photos: with it on, +12-88 % bytes at QP 37).
+
+    ffmpeg's libvvenc wrapper gives the encoder an output buffer of width x height bytes, so a picture
+    whose bitstream would need more than 8 bits per (padded) pixel fails with "Generic error in an
+    external library": very low QPs (<= 19 on noise), and tiny pictures, whose parameter sets alone
+    exceed that; pictures are therefore padded to at least one 64x64 CTU.
     """
 
     name = "vvc"
     extension = "266"
     muxer = "vvc"
     pixel_format = "yuv420p10le"  # the only input format vvenc takes
+    minimum_size = 64
     quality_range = (0, 63)
     description = "VVC via libvvenc (ffmpeg), 4:2:0 10-bit, raw Annex-B"
 
@@ -99,6 +107,15 @@ class VvcVvenc(FfmpegCodec):
     def encoder_arguments(self, quality: float) -> list[str]:
         return ["-c:v", "libvvenc", "-preset", self.preset, "-qp", str(int(quality)), "-qpa", str(int(self.qpa))]
 
+    def encode(self, rgb: np.ndarray, quality: float, bitstream_path: Path) -> None:
+        try:
+            super().encode(rgb, quality, bitstream_path)
+        except CodecError as error:
+            if "Generic error in an external library" not in str(error):
+                raise
+            raise CodecError(f"{error} (libvvenc through ffmpeg cannot write a picture of more than 8 bits per "
+                             "pixel: use a higher QP)") from error
+
 
 class HevcX265(FfmpegCodec):
     name = "hevc"
@@ -106,13 +123,15 @@ class HevcX265(FfmpegCodec):
     muxer = "hevc"
     pixel_format = "yuv420p10le"
     description = "HEVC via libx265 (ffmpeg), constant QP, 4:2:0 10-bit, raw Annex-B"
+    minimum_size = 16  # x265: "Image size is too small" below 16x16
+    # info=0: no SEI with x265's version and option string (about 2.3 kB per picture, counted as rate)
     quality_range = (0, 51)
 
     def __init__(self, preset: str = "medium", threads: int = 1):
         super().__init__(preset, threads)
 
     def encoder_arguments(self, quality: float) -> list[str]:
-        return ["-c:v", "libx265", "-preset", self.preset, "-qp", str(int(quality)), "-x265-params", "log-level=error"]
+        return ["-c:v", "libx265", "-preset", self.preset, "-qp", str(int(quality)), "-x265-params", "log-level=error:info=0"]
 
 
 class Av1Aom(FfmpegCodec):
@@ -156,7 +175,7 @@ def rgb_to_yuv420p10(rgb: np.ndarray) -> bytes:
         ["-f", "rawvideo", "-pix_fmt", "rgb24", "-s", f"{width}x{height}", "-i", "pipe:0",
          "-vf", "scale=out_color_matrix=bt709:out_range=tv", "-sws_flags", SWS_FLAGS,
          "-f", "rawvideo", "-pix_fmt", "yuv420p10le", "pipe:1"],
-        stdin=np.ascontiguousarray(rgb).tobytes(),
+        stdin=memoryview(np.ascontiguousarray(rgb)).cast("B"),
     )
 
 

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..images import crop_to, pad_to_multiple
+from ..images import crop_to, pad_to_multiple, padded_size
 from .base import Codec, CodecError, CodecUnavailable
 from .ffmpeg import rgb_to_yuv420p10, yuv420p10_to_rgb
 
@@ -60,10 +60,15 @@ class VvcVtm(Codec):
             self._run(self.encoder_command(yuv, bitstream_path, padded.shape[1], padded.shape[0], int(quality)))
 
     def decode(self, bitstream_path: Path, width: int, height: int) -> np.ndarray:
-        padded_width = width + (-width % MIN_CU_SIZE)
-        padded_height = height + (-height % MIN_CU_SIZE)
+        padded_width = padded_size(width, MIN_CU_SIZE)
+        padded_height = padded_size(height, MIN_CU_SIZE)
+        expected = padded_width * padded_height * 3  # 4:2:0 (1.5 samples per pixel) x 2 bytes
         with tempfile.TemporaryDirectory() as scratch:
             yuv = Path(scratch) / "decoded.yuv"
             self._run(self.decoder_command(bitstream_path, yuv))
+            size = yuv.stat().st_size if yuv.is_file() else 0
+            if size != expected:
+                raise CodecError(f"{Path(self.decoder).name} wrote {size} bytes of YUV from {bitstream_path}, "
+                                 f"expected {expected} ({padded_width}x{padded_height} 4:2:0 10-bit)")
             rgb = yuv420p10_to_rgb(yuv.read_bytes(), padded_width, padded_height)
         return crop_to(rgb, width, height).copy()

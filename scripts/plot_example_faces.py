@@ -1,0 +1,6 @@
+"""Snakemake script: example faces, original next to every codec point's decoded crop."""
+from icm_privacy.stages import logged, plot_example_faces
+
+with logged(snakemake.log[0]):
+    plot_example_faces(snakemake.input.faces, snakemake.params.results, snakemake.params.points,
+                       snakemake.params.model, snakemake.params.count, snakemake.output)

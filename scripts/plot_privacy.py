@@ -1,0 +1,5 @@
+"""Snakemake script: one privacy metric against bpp, one panel per face model."""
+from icm_privacy.stages import logged, plot_privacy
+
+with logged(snakemake.log[0]):
+    plot_privacy(snakemake.input[0], snakemake.wildcards.metric, float(snakemake.wildcards.t), snakemake.output)

@@ -1,0 +1,77 @@
+"""Similarities, bpp aggregates and Table 1 on small hand-made data with known answers."""
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from icm_privacy.embeddings import cosine_similarity
+from icm_privacy.faces import clip_box, crop_face
+from icm_privacy.tables import face_similarity_table, rates_table, table1, to_markdown
+
+
+def test_cosine_similarity_known_values():
+    first = np.array([[1.0, 0.0], [1.0, 1.0], [2.0, 0.0]])
+    second = np.array([[0.0, 3.0], [2.0, 2.0], [-1.0, 0.0]])
+    assert cosine_similarity(first, second) == pytest.approx([0.0, 1.0, -1.0])
+
+
+@pytest.mark.parametrize(
+    "box, clipped",
+    [
+        ((10, 20, 30, 40), (10, 20, 40, 60)),  # inside
+        ((-5, -6, 20, 20), (0, 0, 15, 14)),  # over the top-left corner
+        ((90, 70, 30, 30), (90, 70, 100, 80)),  # over the bottom-right corner
+        ((120, 10, 5, 5), None),  # entirely outside
+        ((10, 10, 0, 5), None),  # empty
+    ],
+)
+def test_boxes_are_clipped_to_the_image(box, clipped):
+    assert clip_box(*box, width=100, height=80) == clipped
+
+
+def test_crop_takes_exactly_the_box():
+    image = np.arange(6 * 8 * 3, dtype=np.uint8).reshape(6, 8, 3)
+    crop = crop_face(image, (2, 1, 5, 4))
+    assert crop.shape == (3, 3, 3) and np.array_equal(crop[0, 0], image[1, 2])
+
+
+@pytest.fixture
+def rates(tmp_path):
+    manifest = pd.DataFrame({"image": ["a", "b"], "width": [100, 300], "height": [100, 100]})
+    rows = []
+    for quality, sizes in (("32", (1250, 1250)), ("40", (125, 625))):
+        for image, size in zip(("a", "b"), sizes):
+            path = tmp_path / f"{image}-{quality}.266"
+            path.write_bytes(b"x" * size)
+            rows.append(("vvc", quality, image, str(path)))
+    return rates_table(manifest, pd.DataFrame(rows, columns=["codec", "quality", "image", "path"]))
+
+
+def test_rates_come_from_file_bytes(rates):
+    row = rates[(rates.image == "a") & (rates.quality == "32")].iloc[0]
+    assert row.bytes == 1250 and row.bpp == pytest.approx(1.0)
+
+
+def test_table1_reports_mean_and_pooled_bpp_and_faces_per_threshold(rates):
+    faces = pd.DataFrame({"face_id": ["a_f0", "a_f1", "b_f0"], "image": ["a", "a", "b"],
+                          "confidence": [0.99, 0.96, 0.98]})
+    unit = np.eye(3)
+    embeddings = {"M": {"original": {"a_f0": unit[0], "a_f1": unit[1], "b_f0": unit[2]},
+                        "vvc/32": {"a_f0": unit[0], "a_f1": unit[1], "b_f0": unit[2]},
+                        "vvc/40": {"a_f0": unit[0], "a_f1": unit[0], "b_f0": -unit[2]}}}
+    face_table = face_similarity_table(faces, rates, embeddings)
+    assert len(face_table) == 6
+    at_40 = face_table[face_table.quality == "40"].set_index("face_id")
+    assert at_40.cos_M.to_dict() == pytest.approx({"a_f0": 1.0, "a_f1": 0.0, "b_f0": -1.0})
+    assert at_40.bpp["b_f0"] == pytest.approx(8 * 625 / 30000)
+
+    table = table1(rates, face_table, ["M"], 0.975).set_index("quality")
+    # image a: 1.0 bpp, image b: 8*1250/30000 = 0.333 bpp -> mean 0.667, pooled 8*2500/40000 = 0.5
+    assert table.loc["32", "bpp_mean"] == pytest.approx((1.0 + 1 / 3) / 2)
+    assert table.loc["32", "bpp_pooled"] == pytest.approx(0.5)
+    assert table.loc["40", "faces"] == 2  # a_f1 (0.96) is below 0.975
+    assert table.loc["40", "mean_cos_M"] == pytest.approx(0.0)  # mean of 1.0 and -1.0
+    assert table.loc["32", "mean_cos_M"] == pytest.approx(1.0)
+    assert table1(rates, face_table, ["M"], 0.95).set_index("quality").loc["40", "faces"] == 3
+    assert "| vvc | 32 |" in to_markdown(table.reset_index()[["codec", "quality", "faces"]])

@@ -1,0 +1,135 @@
+"""The real workflow end to end: real vvenc, real MTCNN, real SFace/Facenet/Dlib, on real photos.
+
+One module-scoped run on three COCO photos (faces of 33-44 px) and the four identity-labelled demo
+portraits; the tests then read its outputs. About 3 minutes on 2 cores.
+"""
+from __future__ import annotations
+
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import yaml
+
+from conftest import REPO
+from icm_privacy.codecs import make_codec
+from icm_privacy.datasets import DEMO_PHOTOS
+from icm_privacy.images import read_png
+from icm_privacy.sources import fetch_package_file
+
+pytestmark = pytest.mark.integration
+
+COCO_IMAGES = ["000000109313", "000000084533", "000000000790"]
+PORTRAITS = ["obama", "obama2", "obama3", "biden"]
+MODELS = ["SFace", "Facenet", "Dlib"]
+SNAKEMAKE = [sys.executable, "-m", "snakemake", "-s", str(REPO / "Snakefile"), "--cores", "2"]
+
+
+def write_config(folder: Path, qualities: list[int]) -> Path:
+    config = {
+        "results": str(folder / "results"),
+        "dataset": {"kind": "folder", "images": str(folder / "images")},
+        "codecs": [{"codec": "vvc", "qualities": qualities, "options": {"preset": "faster"}}],
+        "faces": {"models": MODELS},
+    }
+    path = folder / f"config-{len(qualities)}.yaml"
+    path.write_text(yaml.safe_dump(config))
+    return path
+
+
+def snakemake(config: Path, *arguments: str) -> str:
+    completed = subprocess.run([*SNAKEMAKE, "--configfile", str(config), *arguments], cwd=REPO,
+                               capture_output=True, text=True)
+    assert completed.returncode == 0, completed.stdout[-3000:] + completed.stderr[-3000:]
+    return completed.stdout + completed.stderr
+
+
+def job_counts(dry_run_output: str) -> dict[str, int]:
+    block = dry_run_output.split("Job stats:")[1].split("total")[0]
+    return {name: int(count) for name, count in re.findall(r"^(\w+)\s+(\d+)$", block, flags=re.M)}
+
+
+@pytest.fixture(scope="module")
+def run(tmp_path_factory, coco_persons):
+    folder = tmp_path_factory.mktemp("workflow")
+    images = folder / "images"
+    images.mkdir()
+    for image_id in COCO_IMAGES:
+        (images / f"{image_id}.jpg").symlink_to(coco_persons / "images" / f"{image_id}.jpg")
+    for image_id in PORTRAITS:
+        photo = DEMO_PHOTOS[image_id]
+        fetch_package_file(photo.source, photo.sha256, images / photo.file_name, REPO / "resources" / "cache")
+    config = write_config(folder, [32, 47])
+    log = snakemake(config)
+    return folder, config, log
+
+
+def test_bitstreams_exist_and_decode_to_the_published_images(run):
+    folder, _, _ = run
+    codec = make_codec("vvc")
+    for image_id in COCO_IMAGES + PORTRAITS:
+        for qp in (32, 47):
+            bitstream = folder / "results" / "bitstreams" / "vvc" / str(qp) / f"{image_id}.266"
+            decoded = read_png(folder / "results" / "decoded" / "vvc" / str(qp) / f"{image_id}.png")
+            assert bitstream.stat().st_size > 0
+            assert np.array_equal(codec.decode(bitstream, decoded.shape[1], decoded.shape[0]), decoded)
+
+
+def test_bpp_falls_as_qp_rises(run):
+    folder, _, _ = run
+    rates = pd.read_csv(folder / "results" / "tables" / "rates.csv", dtype={"image": str})
+    by_qp = rates.pivot(index="image", columns="quality", values="bpp")
+    assert (by_qp[32] > by_qp[47]).all(), by_qp
+    assert (by_qp[32] > 8 * rates.bytes.min() / (rates.width * rates.height).max()).all()
+
+
+def test_similarity_falls_from_qp32_to_qp47_for_reasonable_faces(run):
+    folder, _, _ = run
+    faces = pd.read_csv(folder / "results" / "tables" / "faces.csv", dtype={"image": str})
+    reasonable = faces[(faces.short_side >= 32) & (faces.confidence >= 0.95)]
+    assert reasonable.face_id.nunique() >= 6  # the 4 portraits and at least 2 COCO faces
+    for model in MODELS:
+        means = reasonable.groupby("quality")[f"cos_{model}"].mean()
+        assert means[32] > means[47], f"{model}: {means.to_dict()}"
+        assert means[32] > 0.8, f"{model}: QP 32 should keep most identity, got {means[32]:.3f}"
+
+
+def test_same_person_scores_higher_than_different_people_with_each_model(run):
+    folder, _, _ = run
+    with np.load(folder / "results" / "embeddings" / "original" / "shard-0.npz") as data:
+        face_ids = data["face_ids"].tolist()
+        for model in MODELS:
+            vectors = {face_id: vector / np.linalg.norm(vector) for face_id, vector in zip(face_ids, data[model])}
+            obama = [vectors[f"{name}_f0"] for name in ("obama", "obama2", "obama3")]
+            biden = vectors["biden_f0"]
+            same = min(float(a @ b) for i, a in enumerate(obama) for b in obama[i + 1:])
+            different = max(float(a @ biden) for a in obama)
+            assert same > different, f"{model}: same-person {same:.3f} vs different-person {different:.3f}"
+
+
+def test_table1_and_figures_are_written_per_threshold(run):
+    folder, _, _ = run
+    for threshold in ("0.950", "0.975"):
+        table = pd.read_csv(folder / "results" / "tables" / f"table1_conf{threshold}.csv")
+        assert list(table.quality) == [32, 47] and (table.images == 7).all()
+        assert {f"mean_cos_{m}" for m in MODELS} <= set(table.columns)
+        for suffix in ("png", "pdf"):
+            assert (folder / "results" / "figures" / f"rate_similarity_conf{threshold}.{suffix}").stat().st_size > 1000
+    assert "accepted: 7; refused: 0" in (folder / "results" / "run_summary.md").read_text()
+
+
+def test_second_run_has_nothing_to_do(run):
+    _, config, _ = run
+    assert "Nothing to be done" in snakemake(config, "--dry-run")
+
+
+def test_adding_a_qp_schedules_only_that_qp_and_the_aggregation(run):
+    folder, _, _ = run
+    counts = job_counts(snakemake(write_config(folder, [32, 37, 47]), "--dry-run"))
+    images = len(COCO_IMAGES) + len(PORTRAITS)
+    assert counts == {"code_vvc": images, "crop_faces": 1, "embed_faces": 1, "tabulate": 1, "summarise": 1,
+                      "plot_rate_similarity": 2, "all": 1}, counts

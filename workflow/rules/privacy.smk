@@ -1,0 +1,65 @@
+# Privacy metrics a reviewer would accept (re-identification, identification, TAR at fixed FAR, with
+# bootstrap intervals), their curves against bpp, and example faces. Figures are separate rules.
+
+
+rule privacy_metrics:
+    localrule: True
+    input:
+        faces=f"{RESULTS}/tables/faces.csv",
+        rates=f"{RESULTS}/tables/rates.csv",
+    output:
+        table=report(f"{RESULTS}/tables/privacy.csv", category="Tables"),
+        differences=report(f"{RESULTS}/tables/privacy_bd.csv", category="Tables"),
+    params:
+        results=RESULTS,
+        points=POINT_PATHS,
+        models=MODELS,
+        thresholds=config["faces"]["thresholds"],
+        dataset=config["dataset"],
+        settings=config["privacy"],
+    log:
+        f"{RESULTS}/logs/privacy_metrics.log",
+    benchmark:
+        f"{RESULTS}/benchmarks/privacy_metrics.tsv"
+    conda:
+        "../../envs/results.yaml"
+    script:
+        "../../scripts/privacy_metrics.py"
+
+
+rule plot_privacy:
+    localrule: True
+    input:
+        f"{RESULTS}/tables/privacy.csv",
+    output:
+        png=report(f"{RESULTS}/figures/{{metric}}_vs_bpp_conf{{t}}.png", category="Privacy curves"),
+        pdf=f"{RESULTS}/figures/{{metric}}_vs_bpp_conf{{t}}.pdf",
+    wildcard_constraints:
+        metric="reid_published|rank1|mean_cosine",
+    log:
+        f"{RESULTS}/logs/plot_privacy/{{metric}}_conf{{t}}.log",
+    conda:
+        "../../envs/results.yaml"
+    script:
+        "../../scripts/plot_privacy.py"
+
+
+rule plot_example_faces:
+    localrule: True
+    input:
+        faces=f"{RESULTS}/tables/faces.csv",
+        crops=expand(f"{RESULTS}/crops/{{point}}/shard-{{shard}}.npz", point=["original", *POINT_PATHS], shard=SHARDS),
+    output:
+        png=report(f"{RESULTS}/figures/example_faces.png", category="Example faces"),
+        pdf=f"{RESULTS}/figures/example_faces.pdf",
+    params:
+        results=RESULTS,
+        points=POINT_PATHS,
+        model=MODELS[0],
+        count=config["privacy"]["example_faces"],
+    log:
+        f"{RESULTS}/logs/plot_example_faces.log",
+    conda:
+        "../../envs/results.yaml"
+    script:
+        "../../scripts/plot_example_faces.py"
