@@ -9,11 +9,15 @@ min_version("9.0")
 configfile: "config.yaml"
 
 
+report: "workflow/report/workflow.rst"
+
+
 include: "workflow/rules/common.smk"
 include: "workflow/rules/data.smk"
 include: "workflow/rules/codecs.smk"
 include: "workflow/rules/faces.smk"
 include: "workflow/rules/results.smk"
+include: "workflow/rules/privacy.smk"
 
 
 rule all:

@@ -131,5 +131,27 @@ def test_adding_a_qp_schedules_only_that_qp_and_the_aggregation(run):
     folder, _, _ = run
     counts = job_counts(snakemake(write_config(folder, [32, 37, 47]), "--dry-run"))
     images = len(COCO_IMAGES) + len(PORTRAITS)
-    assert counts == {"code_vvc": images, "crop_faces": 1, "embed_faces": 1, "tabulate": 1, "summarise": 1,
-                      "plot_rate_similarity": 2, "all": 1}, counts
+    aggregation = {"tabulate": 1, "summarise": 1, "plot_rate_similarity": 2, "privacy_metrics": 1,
+                   "plot_privacy": 4, "plot_example_faces": 1, "record_config": 1, "all": 1}
+    assert counts == {"code_vvc": images, "crop_faces": 1, "embed_faces": 1, **aggregation}, counts
+
+
+def test_privacy_table_and_offline_report(run):
+    folder, config, _ = run
+    privacy = pd.read_csv(folder / "results" / "tables" / "privacy.csv")
+    overall = privacy[(privacy.breakdown == "all") & (privacy.min_confidence == 0.95)]
+    assert set(overall.model) == set(MODELS) and (overall.gallery_size >= 6).all()
+    assert ((overall.reid_published_ci_low <= overall.reid_published)
+            & (overall.reid_published <= overall.reid_published_ci_high)).all()
+    report = folder / "report.html"
+    snakemake(config, "--report", str(report))
+    html = report.read_text(errors="replace")
+    assert "example_faces.png" in html and "reid_published_vs_bpp" in html and "config.yaml" in html
+
+
+def test_figures_regenerate_from_tables_alone(run):
+    folder, config, _ = run
+    for figure in (folder / "results" / "figures").glob("*"):
+        figure.unlink()
+    counts = job_counts(snakemake(config, "--dry-run"))
+    assert counts == {"plot_rate_similarity": 2, "plot_privacy": 4, "plot_example_faces": 1, "all": 1}, counts

@@ -84,6 +84,8 @@ def _coco_images(dataset: dict) -> dict[str, Path]:
         coco = COCO(str(annotations))
     except Exception as error:
         raise DatasetError(f"dataset.annotations: {annotations} is not a readable COCO json ({error})") from error
+    if "images" not in coco.dataset:
+        raise DatasetError(f"dataset.annotations: {annotations} is not a readable COCO json (no 'images' list)")
     image_ids = coco.getImgIds(catIds=[COCO_PERSON_CATEGORY]) if dataset.get("only_with_persons") else coco.getImgIds()
     folder = Path(dataset["images"])
     records = coco.loadImgs(image_ids)

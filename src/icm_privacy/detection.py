@@ -153,6 +153,9 @@ _CHECKPOINT_CLASSES = [
     (Concat, "models.common.Concat"),
     nn.Conv2d, nn.BatchNorm2d, nn.SiLU, nn.MaxPool2d, nn.Upsample, nn.Sequential, nn.ModuleList, set,
 ]
+_ALLOWED_NAMES = {
+    entry[1] if isinstance(entry, tuple) else f"{entry.__module__}.{entry.__qualname__}" for entry in _CHECKPOINT_CLASSES
+}
 
 
 def resolve_weights(weights: str | Path, cache_dir: str | Path = DEFAULT_WEIGHTS_DIR) -> Path:
@@ -192,7 +195,9 @@ def load_yolov5(path: str | Path, device: str | torch.device = "cpu") -> YoloV5:
         with torch.serialization.safe_globals(_CHECKPOINT_CLASSES):
             checkpoint = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as error:  # torch raises UnpicklingError, RuntimeError, EOFError ... for bad files
-        raise DetectionError(f"{path}: not a YOLOv5 detection checkpoint this loader can read ({error})") from error
+        raise DetectionError(
+            f"{path}: not a YOLOv5 detection checkpoint this loader can read ({_why_refused(path, error)})"
+        ) from error
     model = None
     if isinstance(checkpoint, dict):
         model = checkpoint.get("ema") or checkpoint.get("model")  # training checkpoints keep the EMA
@@ -201,6 +206,17 @@ def load_yolov5(path: str | Path, device: str | torch.device = "cpu") -> YoloV5:
     if model.model[-1].nc != len(COCO80_TO_COCO91):
         raise DetectionError(f"{path}: model has {model.model[-1].nc} classes, not the 80 COCO classes")
     return model.float().eval().to(device)
+
+
+def _why_refused(path: Path, error: Exception) -> str:
+    """Name the pickled objects that were refused, rather than torch's generic weights_only advice."""
+    try:
+        foreign = set(torch.serialization.get_unsafe_globals_in_checkpoint(path)) - _ALLOWED_NAMES
+    except Exception as unreadable:  # not even a file written by torch.save
+        return str(unreadable)
+    if not foreign:
+        return str(error)
+    return f"it pickles {', '.join(sorted(foreign))}, which are not YOLOv5 v6-v7 detection layers"
 
 
 # --- pre-processing ---------------------------------------------------------------------------------

@@ -72,4 +72,9 @@ def final_outputs(wildcards):
         *expand(f"{RESULTS}/tables/table1_conf{{t}}.{{ext}}", t=THRESHOLDS, ext=["csv", "md"]),
         *expand(f"{RESULTS}/figures/rate_similarity_conf{{t}}.{{ext}}", t=THRESHOLDS, ext=["png", "pdf"]),
         f"{RESULTS}/run_summary.md",
+        f"{RESULTS}/tables/privacy_bd.csv",
+        *expand(f"{RESULTS}/figures/{{metric}}_vs_bpp_conf{{t}}.{{ext}}", metric=["reid_published", "rank1"],
+                t=THRESHOLDS, ext=["png", "pdf"]),
+        *expand(f"{RESULTS}/figures/example_faces.{{ext}}", ext=["png", "pdf"]),
+        f"{RESULTS}/config.yaml",
     ]

@@ -56,7 +56,7 @@ rule plot_example_faces:
         results=RESULTS,
         points=POINT_PATHS,
         model=MODELS[0],
-        count=config["privacy"]["example_faces"],
+        faces_shown=config["privacy"]["example_faces"],
     log:
         f"{RESULTS}/logs/plot_example_faces.log",
     conda:

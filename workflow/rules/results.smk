@@ -40,7 +40,7 @@ rule summarise:
         manifest=f"{RESULTS}/tables/images.csv",
     output:
         tables=expand(f"{RESULTS}/tables/table1_conf{{t}}.{{ext}}", t=THRESHOLDS, ext=["csv", "md"]),
-        summary=f"{RESULTS}/run_summary.md",
+        summary=report(f"{RESULTS}/run_summary.md", category="Tables"),
     params:
         models=MODELS,
         thresholds=config["faces"]["thresholds"],
@@ -52,12 +52,25 @@ rule summarise:
         "../../scripts/summarise.py"
 
 
+rule record_config:
+    localrule: True
+    output:
+        report(f"{RESULTS}/config.yaml", category="Configuration", caption="../report/config.rst"),
+    params:
+        config=config,
+    log:
+        f"{RESULTS}/logs/record_config.log",
+    script:
+        "../../scripts/record_config.py"
+
+
 rule plot_rate_similarity:
     localrule: True
     input:
         f"{RESULTS}/tables/table1_conf{{t}}.csv",
     output:
-        expand(f"{RESULTS}/figures/rate_similarity_conf{{{{t}}}}.{{ext}}", ext=["png", "pdf"]),
+        report(f"{RESULTS}/figures/rate_similarity_conf{{t}}.png", category="Rate and similarity"),
+        f"{RESULTS}/figures/rate_similarity_conf{{t}}.pdf",
     params:
         models=MODELS,
     log:
