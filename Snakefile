@@ -18,6 +18,7 @@ include: "workflow/rules/codecs.smk"
 include: "workflow/rules/faces.smk"
 include: "workflow/rules/results.smk"
 include: "workflow/rules/privacy.smk"
+include: "workflow/rules/detection.smk"
 
 
 rule all:

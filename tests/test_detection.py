@@ -208,8 +208,13 @@ def test_detections_of_unknown_images_and_unannotated_datasets_are_named(instanc
 
 
 @pytest.fixture(scope="module")
-def detector() -> Detector:
-    return Detector(YOLOV5N, batch_size=8)
+def detector():
+    # One torch thread: on a machine shared with other jobs two threads spin and wait (this file took
+    # 222 s with two, 75 s with one, at load average 10); on an idle machine one costs a few seconds.
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield Detector(YOLOV5N, batch_size=8)
+    torch.set_num_threads(threads)
 
 
 @pytest.fixture(scope="module")

@@ -24,7 +24,8 @@ from icm_privacy.privacy import (
     privacy_table,
     tar_at_far,
 )
-from icm_privacy.privacy_figures import example_faces_figure, metric_vs_bpp_figure, save_figure
+from icm_privacy.plots import save_figure
+from icm_privacy.privacy_figures import example_faces_figure, metric_vs_bpp_figure
 
 
 def make_faces(n_images: int, faces_per_image: int, seed: int = 0) -> pd.DataFrame:

@@ -153,12 +153,17 @@ def test_demo_workflow_runs_through_slurm_with_the_profile(slurm_cluster, tmp_pa
     assert result.returncode == 0, log[-6000:]
     print(f"SLURM demo run: {time.monotonic() - started:.0f} s")
 
-    submitted = dict(re.findall(r"Job (\d+) has been submitted with SLURM jobid (\d+)", log))
+    submissions = re.findall(r"Job \d+ has been submitted with SLURM jobid (\d+) \(log: (\S+)\)\.", log)
     slurm_jobs = {}
-    for slurm_id in submitted.values():
+    for slurm_id, job_log_path in submissions:
         fields = dict(re.findall(r"(\w+)=(\S*)", run(["scontrol", "show", "job", "-o", slurm_id], check=True).stdout))
         assert fields["JobState"] == "COMPLETED", fields
         assert fields["Partition"] == PARTITION and fields["NodeList"] == socket.gethostname().split(".")[0]
+        # What the job's own Snakemake says the rule needs is what SLURM allocated.
+        job_log = Path(job_log_path).read_text()
+        threads = re.search(r"^\s*threads: (\d+)$", job_log, re.MULTILINE)
+        memory = re.search(r"^\s*resources: .*\bmem_mb=(\d+)", job_log, re.MULTILINE).group(1)
+        assert (fields["NumCPUs"], fields["MinMemoryNode"]) == (threads.group(1) if threads else "1", f"{memory}M")
         slurm_jobs[slurm_id] = re.match(r"rule_(\w+?)(?:_wildcards_.*)?$", fields["Comment"]).group(1)
     rules = list(slurm_jobs.values())
     assert set(rules) == SLURM_RULES, rules

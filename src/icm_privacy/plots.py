@@ -1,33 +1,54 @@
-"""Figures drawn from result tables alone, so restyling never recomputes anything."""
+"""Rate curves drawn from result tables alone, so restyling a figure never recomputes anything.
+
+Figures are matplotlib Figure objects without pyplot (no global state, no display needed);
+`save_figure` writes PNG and PDF atomically.
+"""
 from __future__ import annotations
 
-from pathlib import Path
+import os
 
-import matplotlib
+import pandas as pd
+from matplotlib.figure import Figure
 
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import pandas as pd  # noqa: E402
+from .files import atomic_path
 
 
-def plot_rate_similarity(table: pd.DataFrame, models: list[str], output_stem: str, bpp_column: str = "bpp_mean") -> list[Path]:
-    """bpp vs mean cosine similarity: one panel per face model, one curve per codec. Writes PNG and PDF."""
-    figure, axes = plt.subplots(1, len(models), figsize=(4.2 * len(models), 3.6), squeeze=False, sharey=True)
-    threshold = table.threshold.iloc[0] if len(table) else float("nan")
-    for axis, model in zip(axes[0], models):
-        for codec, curve in table.groupby("codec", sort=False):
-            curve = curve.sort_values(bpp_column)
-            axis.plot(curve[bpp_column], curve[f"mean_cos_{model}"], marker="o", label=codec)
+def save_figure(figure: Figure, png_path: str | os.PathLike, pdf_path: str | os.PathLike) -> None:
+    """Write the figure as PNG (at the figure's dpi) and as PDF, each atomically."""
+    for path in (png_path, pdf_path):
+        with atomic_path(path) as temporary:
+            figure.savefig(temporary, dpi=figure.dpi)
+
+
+def _curves(axis, table: pd.DataFrame, x: str, y: str) -> None:
+    for codec, curve in table.groupby("codec", sort=False):
+        curve = curve.sort_values(x)
+        axis.plot(curve[x], curve[y], marker="o", label=str(codec))
+    axis.set_xlabel("bits per pixel (mean over images)")
+    axis.grid(alpha=0.3)
+
+
+def plot_rate_similarity(table: pd.DataFrame, models: list[str], output_stem: str) -> None:
+    """bpp vs mean cosine similarity (Table 1): one panel per face model, one curve per codec."""
+    figure = Figure(figsize=(4.2 * len(models), 3.6), dpi=150, layout="constrained")
+    axes = figure.subplots(1, len(models), squeeze=False, sharey=True)[0]
+    for axis, model in zip(axes, models):
+        _curves(axis, table, "bpp_mean", f"mean_cos_{model}")
         axis.set_title(model)
-        axis.set_xlabel(f"bits per pixel ({bpp_column.replace('_', ' ')})")
-        axis.grid(alpha=0.3)
-    axes[0][0].set_ylabel("mean cosine similarity\n(original vs decoded face)")
-    axes[0][-1].legend(title="codec", fontsize="small")
+    axes[0].set_ylabel("mean cosine similarity\n(original vs decoded face)")
+    axes[-1].legend(title="codec", fontsize="small")
+    threshold = table.threshold.iloc[0] if len(table) else float("nan")
     figure.suptitle(f"Identity similarity vs rate, faces with confidence ≥ {threshold:.3f}", fontsize="medium")
-    figure.tight_layout()
-    outputs = [Path(f"{output_stem}.{suffix}") for suffix in ("png", "pdf")]
-    for output in outputs:
-        output.parent.mkdir(parents=True, exist_ok=True)
-        figure.savefig(output, dpi=150)
-    plt.close(figure)
-    return outputs
+    save_figure(figure, f"{output_stem}.png", f"{output_stem}.pdf")
+
+
+def plot_rate_accuracy(table: pd.DataFrame, output_stem: str) -> None:
+    """bpp vs COCO mAP of the detector on decoded images, the originals' mAP as a reference line."""
+    figure = Figure(figsize=(4.6, 3.6), dpi=150, layout="constrained")
+    axis = figure.subplots()
+    _curves(axis, table[table.codec != "original"], "bpp_mean", "map")
+    for reference in table[table.codec == "original"].itertuples():
+        axis.axhline(reference.map, color="gray", linestyle="--", label="original images")
+    axis.set_ylabel("detection mAP@[.5:.95]")
+    axis.legend(fontsize="small")
+    save_figure(figure, f"{output_stem}.png", f"{output_stem}.pdf")

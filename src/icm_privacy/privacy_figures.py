@@ -1,11 +1,10 @@
 """Figures of the privacy metrics: metric-vs-bpp curves and a panel of example faces.
 
 Figures are built as matplotlib Figure objects without pyplot (no global state, no display
-backend needed); save_figure writes the PNG (Agg) and the PDF.
+backend needed); plots.save_figure writes the PNG (Agg) and the PDF.
 """
 from __future__ import annotations
 
-import os
 from collections.abc import Mapping, Sequence
 
 import numpy as np
@@ -13,7 +12,6 @@ import pandas as pd
 from matplotlib.figure import Figure
 from matplotlib.ticker import FormatStrFormatter, LogLocator, NullFormatter
 
-from .files import atomic_path
 
 CURVE_PANEL_INCHES = (3.2, 2.8)  # width, height of one face model's panel
 FACE_PANEL_INCHES = 1.5  # side of one face crop's panel
@@ -117,10 +115,3 @@ def example_faces_figure(
     for ax, title in zip(axes[0], ["original", *decoded]):
         ax.set_title(title, fontsize=9)
     return figure
-
-
-def save_figure(figure: Figure, png_path: str | os.PathLike, pdf_path: str | os.PathLike) -> None:
-    """Write the figure as PNG (at the figure's dpi) and as PDF, each atomically."""
-    for path in (png_path, pdf_path):
-        with atomic_path(path) as temporary:
-            figure.savefig(temporary, dpi=figure.dpi)

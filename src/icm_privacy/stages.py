@@ -167,9 +167,14 @@ def summarise(inputs, models: list[str], thresholds: list[float], outputs) -> No
     rates = pd.read_csv(inputs.rates, dtype={"image": str})
     faces = pd.read_csv(inputs.faces, dtype={"image": str, "face_id": str})
     manifest = pd.read_csv(inputs.manifest, dtype={"image": str})
+    detection = (pd.read_csv(inputs.detection, dtype={"quality": str}) if "detection" in inputs.keys() else None)
     tables = {}
     for threshold in thresholds:
         tables[threshold] = table1(rates, faces, models, threshold)
+        if detection is not None:  # the study's "detection accuracy" column
+            tables[threshold] = tables[threshold].merge(
+                detection[["codec", "quality", "map"]].rename(columns={"map": "detection_map"}),
+                on=["codec", "quality"], how="left")
         for output in outputs.tables:
             if f"conf{threshold:.3f}." in output:
                 with atomic_path(output) as temporary:
@@ -238,7 +243,8 @@ def privacy_metrics(faces_table_csv: str, rates_csv: str, results: str, points: 
 
 
 def plot_privacy(privacy_csv: str, metric: str, threshold: float, outputs) -> None:
-    from .privacy_figures import metric_vs_bpp_figure, save_figure
+    from .plots import save_figure
+    from .privacy_figures import metric_vs_bpp_figure
 
     table = pd.read_csv(privacy_csv)
     labels = {"reid_published": "re-identification rate\n(DeepFace threshold)", "rank1": "rank-1 identification rate"}
@@ -248,7 +254,8 @@ def plot_privacy(privacy_csv: str, metric: str, threshold: float, outputs) -> No
 
 def plot_example_faces(faces_table_csv: str, results: str, points: list[str], model: str, count: int, outputs) -> None:
     """The largest faces: original crop beside each codec point's decoded crop, with its similarity."""
-    from .privacy_figures import example_faces_figure, save_figure
+    from .plots import save_figure
+    from .privacy_figures import example_faces_figure
 
     face_table = pd.read_csv(faces_table_csv, dtype={"image": str, "face_id": str, "quality": str})
     largest = (face_table.drop_duplicates("face_id").sort_values("short_side", ascending=False)
@@ -267,3 +274,37 @@ def plot_example_faces(faces_table_csv: str, results: str, points: list[str], mo
         codec, quality = point.split("/")
         decoded[f"{codec} {quality}"] = list(zip(crops(point), (similarity[(codec, quality, f)] for f in largest)))
     save_figure(example_faces_figure(crops("original"), decoded), outputs.png, outputs.pdf)
+
+
+def detect_objects(image_paths: list[str], detections_json: str, settings: dict, dataset: dict, threads: int) -> None:
+    """YOLOv5 on one shard of one image version; COCO results json (model loaded once per job)."""
+    import torch
+
+    from .datasets import coco_image_ids
+    from .detection import Detector, write_detections
+
+    torch.set_num_threads(threads)  # more threads than cores makes OpenMP spin on busy machines
+    detector = Detector(settings["weights"], device=settings["device"], batch_size=settings["batch_size"])
+    run = write_detections(image_paths, detections_json, detector, coco_image_ids(dataset))
+    log.info("%d images, %d detections, %.2f s", run.images, run.detections, run.seconds)
+
+
+def detection_accuracy(detections: dict[str, list[str]], rates_csv: str, manifest_csv: str, dataset: dict,
+                       output_csv: str) -> None:
+    """COCO mAP, AP50, AP75 and person AP per codec point (and the originals), with the point's mean bpp."""
+    from .datasets import coco_image_ids
+    from .detection_metrics import detection_table
+
+    manifest = pd.read_csv(manifest_csv, dtype={"image": str})
+    coco_ids = coco_image_ids(dataset)
+    evaluated = [coco_ids[image] for image in manifest.loc[manifest.status == "accepted", "image"]]
+    rates = pd.read_csv(rates_csv, dtype={"image": str, "quality": str})
+    mean_bpp = rates.groupby(["codec", "quality"]).bpp.mean()
+    points = []
+    for point, files in detections.items():
+        codec, quality = point.split("/") if "/" in point else (point, "")
+        bpp = float(mean_bpp.get((codec, quality), np.nan))
+        points.append({"codec": codec, "quality": quality, "bpp_mean": bpp, "detections": files, "image_ids": evaluated})
+    table = detection_table(dataset["annotations"], points)
+    with atomic_path(output_csv) as temporary:
+        table.to_csv(temporary, index=False)

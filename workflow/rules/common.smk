@@ -1,10 +1,12 @@
 # Configuration, the image list and path helpers. Everything here is read at start-up; the
 # configuration is refused (with the offending key named) before any job runs.
 import os
+import sys
 from pathlib import Path
 
 from icm_privacy.config import codec_points, format_quality, validate_config
 from icm_privacy.datasets import list_images, shard_of
+from icm_privacy.detection_metrics import skip_reason
 from icm_privacy.codecs import CODECS
 from icm_privacy.stages import accepted_images
 from icm_privacy.weights import MANIFEST
@@ -19,6 +21,13 @@ MODELS = config["faces"]["models"]
 THRESHOLDS = [f"{t:.3f}" for t in config["faces"]["thresholds"]]
 DEEPFACE_HOME = os.path.abspath(config["weights"]["deepface_home"])
 GPU_PER_MODEL_JOB = 1 if config["gpu"] else 0  # face detection, embeddings, learned codecs, detection
+
+DETECTION_SKIPPED = (
+    "detection is disabled in the configuration" if not config["detection"]["enabled"]
+    else skip_reason(config["dataset"].get("annotations"), config["dataset"]["kind"])
+)
+if DETECTION_SKIPPED:
+    print(f"icm-privacy: {DETECTION_SKIPPED}", file=sys.stderr)
 
 # Face models run on DeepFace's TensorFlow backend (the one the study used, and the one whose weight
 # files the manifest names); jobs inherit these variables.
@@ -77,4 +86,5 @@ def final_outputs(wildcards):
                 t=THRESHOLDS, ext=["png", "pdf"]),
         *expand(f"{RESULTS}/figures/example_faces.{{ext}}", ext=["png", "pdf"]),
         f"{RESULTS}/config.yaml",
+        *([] if DETECTION_SKIPPED else expand(f"{RESULTS}/figures/rate_detection.{{ext}}", ext=["png", "pdf"])),
     ]

@@ -29,7 +29,7 @@ rule tabulate:
     conda:
         "../../envs/results.yaml"
     script:
-        "../../scripts/tabulate.py"
+        "../../scripts/tabulate_results.py"
 
 
 rule summarise:
@@ -38,6 +38,7 @@ rule summarise:
         rates=f"{RESULTS}/tables/rates.csv",
         faces=f"{RESULTS}/tables/faces.csv",
         manifest=f"{RESULTS}/tables/images.csv",
+        **({} if DETECTION_SKIPPED else {"detection": f"{RESULTS}/tables/detection.csv"}),
     output:
         tables=expand(f"{RESULTS}/tables/table1_conf{{t}}.{{ext}}", t=THRESHOLDS, ext=["csv", "md"]),
         summary=report(f"{RESULTS}/run_summary.md", category="Tables"),

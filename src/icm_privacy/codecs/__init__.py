@@ -2,13 +2,18 @@
 from __future__ import annotations
 
 from .base import Codec, CodecError, CodecUnavailable, CodingResult, bits_per_pixel
+from .deidentify import DEIDENTIFYING_CODECS
+from .downscale import Downscale
 from .ffmpeg import Av1Aom, HevcX265, JpegXl, VvcVvenc
+from .layered import Layered
 from .learned import LEARNED_CODECS
 from .pillow import Jpeg, WebP
 from .vtm import VvcVtm
 
 CODECS: dict[str, type[Codec]] = {
-    codec.name: codec for codec in (VvcVvenc, VvcVtm, HevcX265, Av1Aom, JpegXl, Jpeg, WebP, *LEARNED_CODECS)
+    codec.name: codec
+    for codec in (VvcVvenc, VvcVtm, HevcX265, Av1Aom, JpegXl, Jpeg, WebP, *LEARNED_CODECS,
+                  *DEIDENTIFYING_CODECS, Downscale, Layered)
 }
 
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import time
 from abc import ABC, abstractmethod
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -51,6 +52,9 @@ class Codec(ABC):
     extension: str
     description: str = ""
     quality_range: tuple[float, float] = (float("-inf"), float("inf"))  # checked before any job runs
+    # De-identification codecs (deidentify.py) change the pixels inside the face boxes found on the
+    # original; code() must then be given those boxes, and passes them to encode() as `faces=`.
+    needs_faces: bool = False
 
     @abstractmethod
     def encode(self, rgb: np.ndarray, quality: float, bitstream_path: Path) -> None:
@@ -61,7 +65,8 @@ class Codec(ABC):
         """Read `bitstream_path` alone and return the HxWx3 uint8 RGB reconstruction."""
 
     def code(
-        self, rgb: np.ndarray, quality: float, bitstream_path: Path, decoded_path: Path, image_name: str
+        self, rgb: np.ndarray, quality: float, bitstream_path: Path, decoded_path: Path, image_name: str,
+        faces: Sequence | None = None,
     ) -> CodingResult:
         """Encode to a file, decode from that file, write the decoded PNG; time both halves.
 
@@ -70,10 +75,13 @@ class Codec(ABC):
         """
         height, width = rgb.shape[:2]
         where = f"codec {self.name}, quality {quality}, image {image_name}"
+        if self.needs_faces and faces is None:
+            raise CodecError(f"{where}: this codec de-identifies faces and needs the image's face boxes (faces=)")
+        encode_options = {"faces": faces} if self.needs_faces else {}
         try:
             with atomic_path(bitstream_path) as temporary:
                 started = time.perf_counter()
-                self.encode(rgb, quality, temporary)
+                self.encode(rgb, quality, temporary, **encode_options)
                 encoded = time.perf_counter()
                 if not temporary.is_file() or temporary.stat().st_size == 0:
                     raise CodecError("encoder wrote no bitstream (empty or missing file)")

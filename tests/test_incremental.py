@@ -1,0 +1,85 @@
+"""Adding a codec point to a finished run schedules only that point's jobs and the aggregation.
+
+A real run (two COCO person photos, VVC QP 32, SFace), then a dry run with QP 37 added: no image is
+prepared again, no face detection reruns, no job of the old point reruns.
+"""
+from __future__ import annotations
+
+import re
+import subprocess
+import sys
+from collections import Counter
+from pathlib import Path
+
+import pytest
+import yaml
+
+ROOT = Path(__file__).resolve().parents[1]
+COCO_IMAGES = ROOT.parent / "shared" / "datasets" / "coco-persons" / "images"
+IMAGES = ["000000544238", "000000536038"]  # two photos with large, frontal faces
+DOWNLOAD_RULES = {"demo_photo", "provision_weights"}
+JOB_HEADER = re.compile(r"^(local)?(?:rule|checkpoint) (\w+):$")
+
+pytestmark = pytest.mark.integration
+
+
+def snakemake(config: Path, *options: str) -> str:
+    command = [sys.executable, "-m", "snakemake", "--workflow-profile", "workflow/profiles/default",
+               "--configfile", str(config), *options]
+    result = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=900)
+    assert result.returncode == 0, (result.stdout + result.stderr)[-6000:]
+    return result.stdout + result.stderr
+
+
+def jobs(log: str) -> tuple[Counter, Counter]:
+    """(compute jobs, local jobs) that a Snakemake log lists, each as (rule, wildcards) -> count."""
+    found = []
+    for line in log.splitlines():
+        header = JOB_HEADER.match(line)
+        if header:
+            found.append([bool(header.group(1)), header.group(2), ""])
+        elif found and line.startswith("    wildcards: "):
+            found[-1][2] = line.split(":", 1)[1].strip()
+    return (Counter((rule, wildcards) for local, rule, wildcards in found if not local),
+            Counter((rule, wildcards) for local, rule, wildcards in found if local))
+
+
+def write_config(path: Path, images: Path, results: Path, qps: list[int]) -> Path:
+    path.write_text(yaml.safe_dump({
+        "results": str(results),
+        "shards": 1,
+        "dataset": {"kind": "folder", "images": str(images)},
+        "codecs": [{"codec": "vvc", "qualities": qps, "options": {"preset": "faster", "qpa": False}}],
+        "faces": {"models": ["SFace"]},
+    }))
+    return path
+
+
+def test_adding_a_qp_schedules_only_the_new_point_and_the_aggregation(tmp_path):
+    if not COCO_IMAGES.is_dir():
+        pytest.skip(f"{COCO_IMAGES} is not here")
+    images = tmp_path / "images"
+    images.mkdir()
+    for image in IMAGES:
+        (images / f"{image}.jpg").symlink_to(COCO_IMAGES / f"{image}.jpg")
+    results = tmp_path / "results"
+
+    first = jobs(snakemake(write_config(tmp_path / "qp32.yaml", images, results, [32])))
+    assert first[0][("code_vvc", f"quality=32, image={IMAGES[1]}")] == 1  # the log parser sees the run
+    assert {rule for rule, _ in first[0]} >= {"prepare_images", "detect_faces", "crop_faces", "embed_faces"}
+    assert (results / "tables" / "table1_conf0.950.csv").is_file()
+
+    compute, local = jobs(snakemake(write_config(tmp_path / "qp32-37.yaml", images, results, [32, 37]),
+                                    "--dry-run"))
+    assert compute == Counter({
+        **{("code_vvc", f"quality=37, image={image}"): 1 for image in IMAGES},
+        ("crop_faces", "point=vvc/37, shard=0"): 1,
+        ("embed_faces", "point=vvc/37, shard=0"): 1,
+        ("all", ""): 1,
+    })
+    # Aggregation only: every local job is one the first run also had (tables and figures over all
+    # points), downloads excluded, and the tables and curves are among them.
+    aggregation = {job for job in first[1] if job[0] not in DOWNLOAD_RULES}
+    assert set(local) <= aggregation, set(local) - aggregation
+    assert {("tabulate", ""), ("summarise", ""), ("plot_rate_similarity", "t=0.950"),
+            ("plot_rate_similarity", "t=0.975")} <= set(local)
