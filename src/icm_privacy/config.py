@@ -5,6 +5,7 @@ here need the code: codec names and quality ranges come from the codec registry.
 """
 from __future__ import annotations
 
+import copy
 import inspect
 from dataclasses import dataclass
 from pathlib import Path
@@ -12,7 +13,7 @@ from pathlib import Path
 import jsonschema
 import yaml
 
-from .codecs import CODECS, CodecError
+from .codecs import CODECS, CodecError, CodecUnavailable, make_codec
 
 SCHEMA_PATH = Path(__file__).resolve().parents[2] / "workflow" / "schemas" / "config.schema.yaml"
 
@@ -48,7 +49,7 @@ def _fill_defaults(validator_class):
         if isinstance(instance, dict):
             for name, subschema in properties.items():
                 if "default" in subschema:
-                    instance.setdefault(name, subschema["default"])
+                    instance.setdefault(name, copy.deepcopy(subschema["default"]))  # never share a default
         yield from validate_properties(validator, properties, instance, schema)
 
     return jsonschema.validators.extend(validator_class, {"properties": set_defaults})
@@ -77,6 +78,8 @@ def _check_options(entry: dict, index: int) -> None:
     except TypeError as error:
         allowed = [name for name in inspect.signature(codec_class).parameters if name != "threads"]
         raise ConfigError(f"config key codecs.{index}.options: {error}; allowed: {', '.join(allowed) or 'none'}") from None
+    except CodecUnavailable:
+        pass  # well-formed but not runnable here: available_codecs skips it with the reason
     except CodecError as error:
         raise ConfigError(f"config key codecs.{index}.options: {error}") from None
 
@@ -100,6 +103,8 @@ def validate_config(config: dict) -> dict:
         if label in labels or label == "original":
             raise ConfigError(f"config key codecs.{index}.label: {label!r} is used twice or reserved; set distinct labels")
         labels.add(label)
+        if entry["codec"] == "k-same-pixel":  # the gallery defaults to this run's original face crops
+            entry.setdefault("options", {}).setdefault("gallery", f"{config['results']}/crops/original")
         _check_options(entry, index)
         low, high = CODECS[entry["codec"]].quality_range
         for quality in entry["qualities"]:
@@ -116,6 +121,23 @@ def load_config(path: str | Path) -> dict:
     if not path.is_file():
         raise ConfigError(f"config file {path} does not exist")
     return validate_config(yaml.safe_load(path.read_text()) or {})
+
+
+def available_codecs(config: dict) -> tuple[list[dict], list[str]]:
+    """The codec entries that can run here, and a message for each one that cannot.
+
+    A codec that needs something the machine lacks (VTM binaries, learned-codec weights) is skipped
+    with the reason instead of failing in every one of its jobs.
+    """
+    available, skipped = [], []
+    for entry in config["codecs"]:
+        try:
+            make_codec(entry["codec"], **entry.get("options", {}), threads=entry.get("threads", 1))
+        except CodecUnavailable as reason:
+            skipped.append(f"codec entry {entry['label']!r} is skipped: {reason}")
+        else:
+            available.append(entry)
+    return available, skipped
 
 
 def codec_points(config: dict) -> list[CodecPoint]:

@@ -65,13 +65,21 @@ def accepted_images(manifest_path: str | Path) -> list[str]:
 
 
 def code_image(image_path: str, bitstream_path: str, decoded_path: str, codec: str, quality: float,
-               options: dict, threads: int) -> None:
-    """Encode one prepared image with one codec point, then decode the bitstream file back."""
+               options: dict, threads: int, faces_csv: str | None = None) -> None:
+    """Encode one prepared image with one codec point, then decode the bitstream file back.
+
+    De-identification codecs also get the image's face boxes, found on the original.
+    """
     from .codecs import make_codec
+    from .codecs.deidentify import face_boxes
 
     codec_instance = make_codec(codec, **options, threads=threads)
+    image_id = Path(image_path).stem
+    boxes = None
+    if codec_instance.needs_faces:
+        boxes = face_boxes(pd.read_csv(faces_csv, dtype={"image": str}), image_id)
     result = codec_instance.code(read_png(image_path), quality, Path(bitstream_path), Path(decoded_path),
-                                 Path(image_path).stem)
+                                 image_id, faces=boxes)
     log.info("%s q=%s %s: %d bytes, %.4f bpp, encode %.2f s, decode %.2f s", codec, quality,
              Path(image_path).stem, result.bitstream_bytes, result.bpp, result.encode_seconds, result.decode_seconds)
 

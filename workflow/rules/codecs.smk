@@ -1,5 +1,7 @@
 # One rule per configured codec entry (its bitstream extension and threads differ): each job
 # encodes one image at one quality into a bitstream file and decodes that file back.
+# De-identification codecs also read the image's face boxes; k-Same reads the gallery of original
+# face crops.
 
 for entry in config["codecs"]:
 
@@ -8,6 +10,7 @@ for entry in config["codecs"]:
             f"code_{entry['label'].replace('-', '_').replace('.', '_')}"
         input:
             image=lambda w: image_version("original", w.image),
+            **codec_face_inputs(entry),
         output:
             bitstream=f"{RESULTS}/bitstreams/{entry['label']}/{{quality}}/{{image}}.{CODEC_EXTENSIONS[entry['label']]}",
             decoded=f"{RESULTS}/decoded/{entry['label']}/{{quality}}/{{image}}.png",

@@ -4,14 +4,17 @@ import os
 import sys
 from pathlib import Path
 
-from icm_privacy.config import codec_points, format_quality, validate_config
+from icm_privacy.config import available_codecs, codec_points, validate_config
 from icm_privacy.datasets import list_images, shard_of
 from icm_privacy.detection_metrics import skip_reason
-from icm_privacy.codecs import CODECS
+from icm_privacy.codecs import make_codec
 from icm_privacy.stages import accepted_images
 from icm_privacy.weights import MANIFEST
 
 validate_config(config)
+config["codecs"], SKIPPED_CODECS = available_codecs(config)
+for message in SKIPPED_CODECS:
+    print(f"icm-privacy: {message}", file=sys.stderr)
 
 RESULTS = config["results"]
 SHARDS = list(range(config["shards"]))
@@ -68,8 +71,21 @@ def bitstream(point, image):
     return f"{RESULTS}/bitstreams/{point}/{image}.{CODEC_EXTENSIONS[label]}"
 
 
-CODEC_EXTENSIONS = {entry["label"]: CODECS[entry["codec"]].extension for entry in config["codecs"]}
+CODEC_EXTENSIONS = {  # an instance's: wrapping codecs write their inner codec's bitstream
+    entry["label"]: make_codec(entry["codec"], **entry.get("options", {})).extension for entry in config["codecs"]
+}
 POINT_PATHS = [f"{p.label}/{p.quality_text}" for p in POINTS]
+
+
+def codec_face_inputs(entry):
+    """Extra inputs of a codec entry: face boxes for de-identification, the crop gallery for k-Same."""
+    codec = make_codec(entry["codec"], **entry.get("options", {}))
+    inputs = {}
+    if codec.needs_faces:
+        inputs["faces"] = lambda w: f"{RESULTS}/faces/shard-{shard_of(w.image, len(SHARDS))}.csv"
+    if entry["codec"] == "k-same-pixel":
+        inputs["gallery"] = expand(f"{RESULTS}/crops/original/shard-{{shard}}.npz", shard=SHARDS)
+    return inputs
 
 
 def all_accepted_images():

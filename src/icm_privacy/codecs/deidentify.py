@@ -181,7 +181,7 @@ class DeidentifyingCodec(Codec):
                 result[face.y0:face.y1, face.x0:face.x1] = self.replace(rgb[face.y0:face.y1, face.x0:face.x1], strength)
         return result
 
-    def encode(self, rgb: np.ndarray, quality: float, bitstream_path: Path, faces: Sequence = ()) -> None:
+    def encode(self, rgb: np.ndarray, quality: float, bitstream_path: Path, *, faces: Sequence) -> None:
         self.inner.encode(self.deidentify(rgb, quality, faces), self.inner_quality, bitstream_path)
 
     def decode(self, bitstream_path: Path, width: int, height: int) -> np.ndarray:

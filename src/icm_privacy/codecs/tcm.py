@@ -145,7 +145,7 @@ class ConvTransBlock(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         conv_x, trans_x = torch.split(self.conv1_1(x), (self.conv_dim, self.trans_dim), dim=1)
         conv_x = self.conv_block(conv_x) + conv_x  # ResidualBlock adds its own skip; TCM adds another
-        trans_x = self.trans_block(trans_x.permute(0, 2, 3, 1)).permute(0, 3, 1, 2)
+        trans_x = self.trans_block(trans_x.permute(0, 2, 3, 1)).permute(0, 3, 1, 2).contiguous()
         return x + self.conv1_2(torch.cat((conv_x, trans_x), dim=1))
 
 
@@ -158,7 +158,7 @@ class SwinPair(nn.Module):
         self.block_2 = SwinLayer(dim, head_dim, window, shifted=True)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.block_2(self.block_1(x.permute(0, 2, 3, 1))).permute(0, 3, 1, 2)
+        return self.block_2(self.block_1(x.permute(0, 2, 3, 1))).permute(0, 3, 1, 2).contiguous()
 
 
 class SwinAttention(AttentionBlock):

@@ -1,0 +1,420 @@
+"""Pipeline benchmarks: per-stage throughput of a finished run, the embedding sweep against a naive
+DeepFace.verify baseline, DAG construction time at COCO val2017 scale, orchestration overhead, and a
+projection of the full val2017 reproduction. Prints one table per section and a summary against the
+targets; it is not a test.
+
+    .venv/bin/python scripts/benchmark_pipeline.py                        # every section
+    .venv/bin/python scripts/benchmark_pipeline.py --sections stages embedding --results results/coco-persons
+
+Sections:
+  stages      images/s and faces/s per stage from the Snakemake benchmark files of --results
+  embedding   the sweep over every codec point and face model on --results' real crops: the workflow's
+              batched per-shard embedding (icm_privacy.embeddings.embed_crops) against DeepFace.verify
+              once per (original, decoded) pair, and against the model's bare forward pass
+  dag         dry-run time for --dag-images synthetic images x --dag-points codec points, before and
+              after the prepare_images checkpoint outputs exist
+  overhead    a real run of --overhead-config: wall time against the rule time its benchmark files hold
+  projection  COCO val2017 (workflow/configs/coco-val2017.yaml) on --project-cores cores, from the above
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from datetime import datetime, timezone
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+# Python puts this script's folder first on sys.path; the workflow's scripts there (tabulate.py) would
+# shadow packages of the same name that TensorFlow and pandas import.
+sys.path.remove(str(Path(__file__).resolve().parent))
+
+import numpy as np  # noqa: E402
+import pandas as pd  # noqa: E402
+import yaml  # noqa: E402
+
+SECTIONS = ["stages", "embedding", "dag", "overhead", "projection"]
+TARGETS = {
+    "embedding speed-up over naive verify": ">= 10x",
+    "embedding per face vs bare forward": "<= 2x",
+    "DAG dry run, after checkpoint": "<= 30 s",
+    "orchestration overhead": "<= 10 %",
+}
+
+
+def print_table(title: str, rows: list[dict]) -> None:
+    print(f"\n## {title}\n")
+    if rows:
+        print(pd.DataFrame(rows).to_string(index=False, float_format=lambda value: f"{value:.4g}", na_rep="-"))
+    sys.stdout.flush()
+
+
+def snakemake(*arguments: str) -> tuple[float, str]:
+    """Run Snakemake in the repository; return (wall seconds, output). Fails loudly."""
+    command = [sys.executable, "-m", "snakemake", "--workflow-profile", "none", *arguments]
+    started = time.perf_counter()
+    result = subprocess.run(command, cwd=ROOT, capture_output=True, text=True)
+    seconds = time.perf_counter() - started
+    if result.returncode != 0:
+        raise RuntimeError(f"{' '.join(command)} failed:\n{(result.stdout + result.stderr)[-4000:]}")
+    return seconds, result.stdout + result.stderr
+
+
+def job_count(output: str) -> int:
+    return int(re.findall(r"^total\s+(\d+)$", output, re.MULTILINE)[-1])
+
+
+def run_config(config_path: Path, results: Path, **overrides) -> Path:
+    """A copy of a workflow config that writes to `results` (and other top-level overrides)."""
+    config = yaml.safe_load(config_path.read_text())
+    config.update(results=str(results), **overrides)
+    copy = results.parent / f"{results.name}-config.yaml"
+    copy.parent.mkdir(parents=True, exist_ok=True)
+    copy.write_text(yaml.safe_dump(config))
+    return copy
+
+
+# --- stages --------------------------------------------------------------------------------------
+
+def read_benchmarks(results: Path) -> pd.DataFrame:
+    """One row per benchmark file: stage, the job's path below its stage, wall s, CPU s."""
+    rows = []
+    for path in sorted((results / "benchmarks").rglob("*.tsv")):
+        parts = path.relative_to(results / "benchmarks").with_suffix("").parts
+        stage = f"code {parts[1]}" if parts[0] == "code" else parts[0]
+        measured = pd.read_csv(path, sep="\t").iloc[-1]
+        rows.append({"stage": stage, "job": "/".join(parts[1:]), "path": str(path.resolve()),
+                     "s": float(measured["s"]), "cpu_s": float(measured["cpu_time"])})
+    return pd.DataFrame(rows, columns=["stage", "job", "path", "s", "cpu_s"])
+
+
+def npz_items(path: Path, key: str | None = None) -> int:
+    with np.load(path) as data:
+        return len(data[key]) if key else len(data.files)
+
+
+def stage_items(results: Path, stage: str, job: str) -> tuple[str, int]:
+    """What one job of a stage processed: (unit, count)."""
+    if stage == "prepare_images":
+        return "images", len(pd.read_csv(results / "images" / job / "manifest.csv"))
+    if stage.startswith("code "):
+        return "images", 1
+    if stage == "detect_faces":
+        manifest = pd.read_csv(results / "images" / job / "manifest.csv")
+        return "images", int((manifest.status == "accepted").sum())
+    if stage == "crop_faces":
+        return "faces", npz_items(results / "crops" / f"{job}.npz")
+    if stage == "embed_faces":
+        path = results / "embeddings" / f"{job}.npz"
+        with np.load(path) as data:
+            models = [key for key in data.files if key != "face_ids"]
+        return "face embeddings", npz_items(path, "face_ids") * len(models)
+    return "jobs", 1
+
+
+def stage_section(results: Path) -> tuple[list[dict], pd.DataFrame]:
+    benchmarks = read_benchmarks(results)
+    if benchmarks.empty:
+        raise SystemExit(f"{results}/benchmarks holds no benchmark files: run the workflow first")
+    benchmarks[["unit", "items"]] = [stage_items(results, row.stage, row.job) for row in benchmarks.itertuples()]
+    rows = []
+    for stage, jobs in benchmarks.groupby("stage", sort=False):
+        items = int(jobs["items"].sum())
+        rows.append({"stage": stage, "jobs": len(jobs), "unit": jobs.unit.iloc[0], "items": items,
+                     "job_s": jobs.s.sum(), "cpu_s": jobs.cpu_s.sum(), "s_per_job": jobs.s.mean(),
+                     "s_per_item": jobs.s.sum() / items if items else np.nan,
+                     "items_per_s": items / jobs.s.sum() if jobs.s.sum() else np.nan})
+    return rows, benchmarks
+
+
+# --- embedding -----------------------------------------------------------------------------------
+
+def load_crops(results: Path) -> tuple[list[str], dict[str, list[dict[str, np.ndarray]]]]:
+    """Codec points (original first) -> per shard, face id -> RGB crop; only faces every point has."""
+    crop_root = results / "crops"
+    points = sorted({str(path.parent.relative_to(crop_root)) for path in crop_root.rglob("shard-*.npz")})
+    if "original" not in points:
+        raise SystemExit(f"{crop_root} has no original crops: run the workflow first")
+    points.remove("original")
+    points.insert(0, "original")
+    crops = {}
+    for point in points:
+        crops[point] = []
+        for path in sorted((crop_root / point).glob("shard-*.npz")):
+            with np.load(path) as data:
+                crops[point].append({face: data[face] for face in data.files})
+    return points, crops
+
+
+def embedding_section(results: Path, models: list[str], naive_faces: int, batch_size: int) -> list[dict]:
+    os.environ.setdefault("DEEPFACE_HOME", str((ROOT / "resources" / "deepface").resolve()))
+    os.environ["DEEPFACE_BACKEND_ENGINE"] = "tensorflow"  # what the workflow runs
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    started = time.perf_counter()
+    from deepface import DeepFace
+    from deepface.modules import modeling, preprocessing
+
+    from icm_privacy.embeddings import cosine_similarity, embed_crops
+    import_s = time.perf_counter() - started
+
+    points, crops = load_crops(results)
+    codec_points = points[1:]
+    faces = len([face for shard in crops["original"] for face in shard])
+    shards = list(range(len(crops["original"])))
+    pairs = [(shard, face) for shard in shards for face in crops["original"][shard]][:naive_faces]
+    rows = []
+    for model_name in models:
+        started = time.perf_counter()
+        model = modeling.build_model(task="facial_recognition", model_name=model_name)
+        build_s = time.perf_counter() - started
+        height, width = model.input_shape
+
+        def ours() -> dict[str, dict[str, np.ndarray]]:
+            vectors = {}
+            for point in points:
+                vectors[point] = {}
+                for shard in shards:
+                    face_ids = list(crops[point][shard])
+                    embedded = embed_crops([crops[point][shard][face] for face in face_ids], model_name, batch_size)
+                    vectors[point].update(zip(face_ids, embedded))
+            return vectors
+
+        # Each batch exactly as DeepFace.represent prepares it (BGR, resized, normalised), so that
+        # only model.forward is timed.
+        batches = [
+            np.concatenate([preprocessing.normalize_input(
+                preprocessing.resize_image(np.ascontiguousarray(crop[:, :, ::-1]), (width, height)), "base")
+                for crop in list(crops[point][shard].values())[start:start + batch_size]])
+            for point in points for shard in shards for start in range(0, len(crops[point][shard]), batch_size)
+        ]
+
+        def bare_forward() -> None:
+            for batch in batches:
+                model.forward(batch)
+
+        def naive() -> list[float]:
+            similarities = []
+            for point in codec_points:
+                for shard, face in pairs:
+                    result = DeepFace.verify(np.ascontiguousarray(crops["original"][shard][face][:, :, ::-1]),
+                                             np.ascontiguousarray(crops[point][shard][face][:, :, ::-1]),
+                                             model_name=model_name, detector_backend="skip",
+                                             enforce_detection=False, align=False, silent=True)
+                    similarities.append(1 - result["distance"])
+            return similarities
+
+        # First calls trace graphs for new batch shapes (TensorFlow): a per-job cost, timed apart;
+        # the comparisons below are between warm runs.
+        started = time.perf_counter()
+        ours()
+        first_pass_s = time.perf_counter() - started
+        started = time.perf_counter()
+        vectors = ours()
+        ours_s = time.perf_counter() - started
+        bare_forward()
+        started = time.perf_counter()
+        bare_forward()
+        forward_s = time.perf_counter() - started
+        DeepFace.verify(np.zeros((32, 32, 3), np.uint8), np.zeros((32, 32, 3), np.uint8), model_name=model_name,
+                        detector_backend="skip", enforce_detection=False, align=False, silent=True)
+        started = time.perf_counter()
+        naive_similarities = naive()
+        naive_measured_s = time.perf_counter() - started
+        naive_s = naive_measured_s / (len(pairs) * len(codec_points)) * faces * len(codec_points)
+        ours_similarities = [float(cosine_similarity(vectors["original"][face][None], vectors[point][face][None])[0])
+                             for point in codec_points for _, face in pairs]
+        embeddings = faces * len(points)
+        rows.append({
+            "model": model_name, "faces": faces, "points": len(points), "build_s": build_s,
+            "first_pass_s": first_pass_s, "ours_s": ours_s, "ours_ms_per_face": 1000 * ours_s / embeddings,
+            "forward_ms_per_face": 1000 * forward_s / embeddings, "ours_vs_forward": ours_s / forward_s,
+            "naive_pairs_timed": len(pairs) * len(codec_points), "naive_s": naive_s, "speed_up": naive_s / ours_s,
+            "max_cos_diff": float(np.max(np.abs(np.subtract(naive_similarities, ours_similarities)))),
+        })
+        print(rows[-1], flush=True)
+    rows.append({"model": "all models", "faces": faces, "points": len(points),
+                 "build_s": sum(row["build_s"] for row in rows), "ours_s": sum(row["ours_s"] for row in rows),
+                 "naive_s": sum(row["naive_s"] for row in rows),
+                 "speed_up": sum(row["naive_s"] for row in rows) / sum(row["ours_s"] for row in rows)})
+    print(f"(deepface + TensorFlow import: {import_s:.1f} s, once per job)")
+    return rows
+
+
+# --- DAG -----------------------------------------------------------------------------------------
+
+def dag_section(workdir: Path, images: int, points: int, shards: int, cores: int) -> list[dict]:
+    from PIL import Image
+
+    folder = workdir / "dag" / f"images-{images}"
+    if len(list(folder.glob("*.png"))) != images:
+        folder.mkdir(parents=True, exist_ok=True)
+        generator = np.random.default_rng(0)
+        for index in range(images):
+            Image.fromarray(generator.integers(0, 256, (16, 16, 3), dtype=np.uint8)).save(folder / f"img{index:05d}.png")
+    results = workdir / "dag" / f"results-{images}x{points}"
+    config = run_config(ROOT / "config.yaml", results, shards=shards, dataset={"kind": "folder", "images": str(folder)},
+                        codecs=[{"codec": "vvc", "qualities": list(range(22, 22 + points)),
+                                 "options": {"preset": "faster", "qpa": False}}])
+    rows = []
+    seconds, output = snakemake("--dry-run", "--quiet", "all", "--configfile", str(config))
+    rows.append({"step": "dry run, no checkpoint output yet", "images": images, "points": points, "shards": shards,
+                 "jobs": job_count(output), "s": seconds})
+    seconds, _ = snakemake("--cores", str(cores), "--until", "prepare_images", "--quiet", "all",
+                           "--configfile", str(config))
+    rows.append({"step": f"prepare_images, {shards} shards ({cores} cores)", "images": images, "points": points,
+                 "shards": shards, "jobs": shards, "s": seconds})
+    seconds, output = snakemake("--dry-run", "--quiet", "all", "--configfile", str(config))
+    rows.append({"step": "dry run, after checkpoint (full DAG)", "images": images, "points": points,
+                 "shards": shards, "jobs": job_count(output), "s": seconds})
+    return rows
+
+
+# --- overhead ------------------------------------------------------------------------------------
+
+def overhead_section(workdir: Path, config_path: Path, cores: int) -> tuple[list[dict], Path]:
+    results = workdir / "overhead" / "results"
+    shutil.rmtree(results, ignore_errors=True)  # every job of the run, none left from an earlier one
+    config = run_config(config_path, results)
+    wall, output = snakemake("--cores", str(cores), "--configfile", str(config))
+    # Threads per benchmark file, from the job blocks of the log ("threads:" appears when above 1).
+    threads = {}
+    for block in re.split(r"\n(?=(?:local)?(?:rule|checkpoint) )", output):
+        benchmark = re.search(r"^\s+benchmark: (\S+)$", block, re.MULTILINE)
+        if benchmark:
+            count = re.search(r"^\s+threads: (\d+)$", block, re.MULTILINE)
+            threads[str(Path(benchmark.group(1)).resolve())] = int(count.group(1)) if count else 1
+    benchmarks = read_benchmarks(results)
+    benchmarks["threads"] = benchmarks.path.map(threads).fillna(1)
+    core_s = float((benchmarks.s * benchmarks.threads).sum())
+    jobs = job_count(output)
+    row = {"config": str(config_path.relative_to(ROOT)) if config_path.is_relative_to(ROOT) else str(config_path),
+           "cores": cores, "jobs": jobs, "benchmarked_jobs": len(benchmarks), "wall_s": wall,
+           "sum_job_s": benchmarks.s.sum(), "sum_job_s_x_threads": core_s,
+           "overhead_plain": 1 - benchmarks.s.sum() / cores / wall, "overhead": 1 - core_s / cores / wall}
+    return [row], results
+
+
+# --- projection ----------------------------------------------------------------------------------
+
+def projection_section(results: Path, benchmarks: pd.DataFrame, embedding: list[dict] | None,
+                       overhead: float | None, dag_s: float | None, cores: int) -> list[dict]:
+    """COCO val2017 as workflow/configs/coco-val2017.yaml sets it up, from this run's per-item costs."""
+    target = yaml.safe_load((ROOT / "workflow" / "configs" / "coco-val2017.yaml").read_text())
+    images = 5000
+    points = sum(len(entry["qualities"]) for entry in target["codecs"])
+    models = target["faces"]["models"]
+    shards = target["shards"]
+    run_images = sum(len(pd.read_csv(path)) for path in (results / "images").glob("shard-*/manifest.csv"))
+    # Versions each image was cropped from: the original and every codec point.
+    run_points = len({job.rsplit("/", 1)[0] for job in benchmarks[benchmarks.stage == "crop_faces"].job})
+    faces_per_image = sum(npz_items(path) for path in (results / "crops" / "original").glob("shard-*.npz")) / run_images
+    cost = {stage: jobs.s.sum() for stage, jobs in benchmarks.groupby("stage")}
+    code_stages = [stage for stage in cost if stage.startswith("code ")]
+    code_per_image = sum(cost[stage] for stage in code_stages) / benchmarks.stage.isin(code_stages).sum()
+    # Embedding: a fixed cost per job (imports, model builds, first calls) plus a cost per face and
+    # model, both on the 2 cores an embed_faces job holds. Models not measurable here (no weights
+    # offline) are costed as the slowest measured one.
+    measured = {row["model"]: row["ours_ms_per_face"] / 1000 for row in embedding or [] if "ours_ms_per_face" in row}
+    per_face = {model: measured.get(model, max(measured.values(), default=np.nan)) for model in models}
+    run_faces = faces_per_image * run_images
+    embed_jobs = benchmarks[benchmarks.stage == "embed_faces"]
+    embed_fixed = (embed_jobs.s.sum() - sum(measured.values()) * run_faces * run_points) / len(embed_jobs)
+    rows = [
+        {"stage": "prepare_images", "per": "image", "core_s_per": cost["prepare_images"] / run_images,
+         "count": images},
+        {"stage": "code (VVC, 1 thread)", "per": "image x QP", "core_s_per": code_per_image, "count": images * points},
+        {"stage": "detect_faces (2 threads)", "per": "image", "core_s_per": 2 * cost["detect_faces"] / run_images,
+         "count": images},
+        {"stage": "crop_faces", "per": "image x point", "core_s_per": cost["crop_faces"] / (run_images * run_points),
+         "count": images * (points + 1)},
+        {"stage": "embed_faces, fixed (2 threads)", "per": "job", "core_s_per": 2 * embed_fixed,
+         "count": shards * (points + 1)},
+        *[{"stage": f"embed_faces, {model} (2 threads)" + ("" if model in measured else ", as slowest measured"),
+           "per": "face x point", "core_s_per": 2 * per_face[model],
+           "count": round(faces_per_image * images) * (points + 1)}
+          for model in models],
+    ]
+    for row in rows:
+        row["core_h"] = row["core_s_per"] * row["count"] / 3600
+    parallel_h = sum(row["core_h"] for row in rows) / cores
+    serial_s = cost.get("tabulate", 0) * images * points / (run_images * run_points) + 2 * (dag_s or 0)
+    wall_h = parallel_h / (1 - (overhead or 0)) + serial_s / 3600
+    rows.append({"stage": f"total on {cores} cores (overhead {100 * (overhead or 0):.0f} %, serial tables + DAG "
+                          f"{serial_s / 60:.0f} min)", "per": "", "core_s_per": np.nan, "count": np.nan,
+                 "core_h": wall_h})
+    print(f"(faces per image in this run: {faces_per_image:.2f}; {points} QPs, {len(models)} models, "
+          f"{shards} shards; the GPU is not used in this projection: nothing here was measured on one)")
+    return rows
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--sections", nargs="+", choices=SECTIONS, default=SECTIONS)
+    parser.add_argument("--results", type=Path, help="a finished run (default: results/coco-persons if complete, "
+                                                     "else the overhead run's results)")
+    parser.add_argument("--models", nargs="+", help="face models for the embedding sweep (default: the run's)")
+    parser.add_argument("--naive-faces", type=int, default=20,
+                        help="faces per codec point timed with DeepFace.verify; the rest is extrapolated")
+    parser.add_argument("--batch-size", type=int, default=64)
+    parser.add_argument("--dag-images", type=int, default=5000)
+    parser.add_argument("--dag-points", type=int, default=10)
+    parser.add_argument("--dag-shards", type=int, default=64)
+    parser.add_argument("--overhead-config", type=Path, default=ROOT / "config.yaml")
+    parser.add_argument("--cores", type=int, default=os.cpu_count())
+    parser.add_argument("--project-cores", type=int, default=16)
+    parser.add_argument("--workdir", type=Path, help="synthetic images and benchmark runs (default: a temp folder)")
+    args = parser.parse_args()
+    workdir = (args.workdir or Path(tempfile.mkdtemp(prefix="benchmark_pipeline_"))).resolve()
+    memory_gib = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30
+    print(f"# Pipeline benchmark, {datetime.now(timezone.utc):%Y-%m-%d %H:%M} UTC\n\n{platform.node()}: "
+          f"{os.cpu_count()} cores, {memory_gib:.0f} GiB, {platform.platform()}; load average at start "
+          f"{os.getloadavg()[0]:.1f}; work folder {workdir}")
+
+    summary = []
+    overhead = dag_s = embedding = None
+    results = args.results
+    if "overhead" in args.sections:
+        rows, overhead_results = overhead_section(workdir, args.overhead_config.resolve(), args.cores)
+        print_table("Orchestration overhead: wall time vs rule time", rows)
+        overhead = rows[0]["overhead"]
+        summary.append({"measure": "orchestration overhead", "value": f"{100 * overhead:.1f} %"})
+        if results is None and not (ROOT / "results/coco-persons/run_summary.md").is_file():
+            results = overhead_results
+    results = (results or ROOT / "results" / "coco-persons").resolve()
+    benchmarks = None
+    if {"stages", "projection"} & set(args.sections):
+        rows, benchmarks = stage_section(results)
+        print_table(f"Stage throughput ({results})", rows)
+    if {"embedding", "projection"} & set(args.sections):
+        with np.load(next((results / "embeddings" / "original").glob("shard-*.npz"))) as data:
+            models = args.models or [key for key in data.files if key != "face_ids"]
+        embedding = embedding_section(results, models, args.naive_faces, args.batch_size)
+        print_table("Embedding sweep: batched per shard (ours) vs DeepFace.verify per pair vs bare forward",
+                    embedding)
+        summary.append({"measure": "embedding speed-up over naive verify", "value": "; ".join(
+            f"{row['model']} {row['speed_up']:.1f}x" for row in embedding)})
+        summary.append({"measure": "embedding per face vs bare forward", "value": "; ".join(
+            f"{row['model']} {row['ours_vs_forward']:.2f}x" for row in embedding if "ours_vs_forward" in row)})
+    if "dag" in args.sections:
+        rows = dag_section(workdir, args.dag_images, args.dag_points, args.dag_shards, args.cores)
+        print_table("Snakemake DAG construction (dry run)", rows)
+        dag_s = rows[-1]["s"]
+        summary.append({"measure": "DAG dry run, before checkpoint", "value": f"{rows[0]['s']:.1f} s"})
+        summary.append({"measure": "DAG dry run, after checkpoint", "value": f"{dag_s:.1f} s ({rows[-1]['jobs']} jobs)"})
+    if "projection" in args.sections:
+        rows = projection_section(results, benchmarks, embedding, overhead, dag_s, args.project_cores)
+        print_table(f"Projection: COCO val2017 on {args.project_cores} cores (+1 GPU unused)", rows)
+        summary.append({"measure": f"COCO val2017 on {args.project_cores} cores", "value": f"{rows[-1]['core_h']:.1f} h"})
+    for row in summary:
+        row["target"] = TARGETS.get(row["measure"], "")
+    print_table("Summary", summary)
+
+
+if __name__ == "__main__":
+    main()
