@@ -172,8 +172,9 @@ def summarise(inputs, models: list[str], thresholds: list[float], outputs) -> No
     """Write Table 1 (CSV and Markdown) per confidence threshold, and a run summary."""
     from .tables import table1, to_markdown
 
-    rates = pd.read_csv(inputs.rates, dtype={"image": str})
-    faces = pd.read_csv(inputs.faces, dtype={"image": str, "face_id": str})
+    # qualities stay text ("32", "1.5"), as in paths: tables are joined on them
+    rates = pd.read_csv(inputs.rates, dtype={"image": str, "quality": str})
+    faces = pd.read_csv(inputs.faces, dtype={"image": str, "face_id": str, "quality": str})
     manifest = pd.read_csv(inputs.manifest, dtype={"image": str})
     detection = (pd.read_csv(inputs.detection, dtype={"quality": str}) if "detection" in inputs.keys() else None)
     tables = {}
