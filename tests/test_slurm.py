@@ -36,7 +36,7 @@ def install_packages() -> None:
     if all(shutil.which(tool) for tool in ("slurmctld", "slurmd", "sbatch", "munged")):
         return
     environment = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
-    install = ["apt-get", "install", "-y", "--no-install-recommends", *PACKAGES]
+    install = ["apt-get", "install", "-y", *PACKAGES]
     if run(install, env=environment).returncode != 0:  # a fresh machine has no package lists yet
         run(["apt-get", "update"], env=environment, check=True)
         run(install, env=environment, check=True)
@@ -102,18 +102,21 @@ def slurm_cluster(tmp_path_factory):
         (folder / sub).mkdir()
     previous_conf = SLURM_CONF.read_text() if SLURM_CONF.exists() else None
     daemons: list[subprocess.Popen] = []
+
+    def start(command: list[str], name: str) -> None:
+        with open(folder / f"{name}.out", "w") as output:
+            daemons.append(subprocess.Popen(command, stdout=output, stderr=subprocess.STDOUT))
+
     try:
         SLURM_CONF.parent.mkdir(parents=True, exist_ok=True)
         SLURM_CONF.write_text(slurm_conf(folder))
         if not munge_answers():
             Path("/run/munge").mkdir(parents=True, exist_ok=True)
             shutil.chown("/run/munge", "munge", "munge")
-            daemons.append(subprocess.Popen(["runuser", "-u", "munge", "--", "munged", "--foreground"],
-                                            stdout=open(folder / "munged.out", "w"), stderr=subprocess.STDOUT))
+            start(["runuser", "-u", "munge", "--", "munged", "--foreground"], "munged")
             wait_for(munge_answers, "munged answering", 20)
         for daemon in ("slurmctld", "slurmd"):
-            daemons.append(subprocess.Popen([daemon, "-D"], stdout=open(folder / f"{daemon}.out", "w"),
-                                            stderr=subprocess.STDOUT))
+            start([daemon, "-D"], daemon)  # in the foreground: this process owns them and stops them
         wait_for(lambda: run(["sinfo", "-h", "-N", "-o", "%t"]).stdout.strip() == "idle", "node idle", 60)
         yield folder
     finally:

@@ -202,7 +202,7 @@ def summarise(inputs, models: list[str], thresholds: list[float], outputs) -> No
         "",
     ]
     if len(refused):
-        lines += ["## Refused images", "", *[f"- {row.source}: {row.reason}" for row in refused.itertuples()], ""]
+        lines += ["## Refused images", "", *[f"- {row.reason}" for row in refused.itertuples()], ""]
     for threshold, table in tables.items():
         lines += [f"## Table 1, detector confidence >= {threshold:.3f}", "", to_markdown(table)]
     with atomic_path(outputs.summary) as temporary:

@@ -36,10 +36,11 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+import torch
 from PIL import Image
 from scipy import ndimage
 
-from .codecs import make_codec
+from .codecs import CODECS, make_codec
 from .codecs.learned import LearnedCodec
 from .files import atomic_path
 from .images import to_rgb8
@@ -74,7 +75,8 @@ class SamMasks:
         try:
             from segment_anything import SamAutomaticMaskGenerator, sam_model_registry
         except ImportError as error:
-            raise RuntimeError("--masks sam needs the segment_anything package (pip install segment-anything)") from error
+            raise RuntimeError("--masks sam needs the segment_anything package (pip install segment-anything)") \
+                from error
         if not Path(checkpoint).is_file():
             raise FileNotFoundError(f"SAM checkpoint {checkpoint} does not exist (--sam-checkpoint)")
         sam = sam_model_registry[model_type](checkpoint=str(checkpoint)).to(device)
@@ -108,7 +110,8 @@ def load_edge_images(images: Path, annotations: Path, first_n: int | None = None
         with Image.open(path) as image:
             rgb = to_rgb8(image)
         if rgb.shape[:2] != (info["height"], info["width"]):
-            raise ValueError(f"{path}: {rgb.shape[1]}x{rgb.shape[0]} pixels, annotations say {info['width']}x{info['height']}")
+            raise ValueError(f"{path}: {rgb.shape[1]}x{rgb.shape[0]} pixels, annotations say "
+                             f"{info['width']}x{info['height']}")
         masks = sam(rgb) if sam is not None else coco_masks(coco, image_id)
         if len(masks):
             loaded.append(EdgeImage(path.stem, rgb, edge_map(masks)))
@@ -117,20 +120,26 @@ def load_edge_images(images: Path, annotations: Path, first_n: int | None = None
     return loaded
 
 
-def sample_crops(images: list[EdgeImage], crop: int, batch_size: int, rng: np.random.Generator):
-    """A batch of random crops: (B, 3, crop, crop) images in [0, 1] and (B, 1, crop, crop) edge maps."""
-    import torch
+def sample_crops(images: list[EdgeImage], crop: int, batch_size: int, rng: np.random.Generator, tries: int = 10):
+    """A batch of random crops: (B, 3, crop, crop) images in [0, 1] and (B, 1, crop, crop) edge maps.
 
+    A crop without any edge pixel teaches only rate, so up to `tries` positions are drawn per crop and
+    the first one with an edge is kept (small crops on a mostly background image often have none).
+    """
     small = [image.name for image in images if min(image.rgb.shape[:2]) < crop]
     if small:
         raise ValueError(f"crop {crop} is larger than images {', '.join(small[:5])}")
     pixels, edges = [], []
     for index in rng.integers(len(images), size=batch_size):
         image = images[index]
-        top = rng.integers(image.rgb.shape[0] - crop + 1)
-        left = rng.integers(image.rgb.shape[1] - crop + 1)
-        pixels.append(image.rgb[top : top + crop, left : left + crop])
-        edges.append(image.edges[top : top + crop, left : left + crop])
+        for _ in range(tries):
+            top = rng.integers(image.rgb.shape[0] - crop + 1)
+            left = rng.integers(image.rgb.shape[1] - crop + 1)
+            window = (slice(top, top + crop), slice(left, left + crop))
+            if image.edges[window].any():
+                break
+        pixels.append(image.rgb[window])
+        edges.append(image.edges[window])
     x = torch.from_numpy(np.stack(pixels)).permute(0, 3, 1, 2).float() / 255.0
     return x, torch.from_numpy(np.stack(edges))[:, None]
 
@@ -151,8 +160,6 @@ def train(model, batches, steps: int, lmbda: float = PAPER_LAMBDA, learning_rate
     As in CompressAI/TCM training: Adam on the network, a second Adam on the entropy bottleneck's
     quantiles driven by the auxiliary loss, gradient norm clipped. Returns per-step numbers.
     """
-    import torch
-
     parameters = dict(model.named_parameters())
     quantiles = [name for name in parameters if name.endswith(".quantiles")]
     optimizer = torch.optim.Adam([p for n, p in parameters.items() if n not in quantiles], lr=learning_rate)
@@ -161,7 +168,9 @@ def train(model, batches, steps: int, lmbda: float = PAPER_LAMBDA, learning_rate
     model.train()
     history = []
     for step in range(steps):
-        x, edges = (tensor.to(device) for tensor in next(batches))
+        # contiguous: a channels-last 3-channel input (what permuting HWC crops gives) corrupts the heap
+        # in oneDNN's convolution backward on torch 2.13 CPU (crash in compressai's ResidualBlockWithStride)
+        x, edges = (tensor.to(device).contiguous() for tensor in next(batches))
         optimizer.zero_grad()
         terms = sa_icm_loss(model(x), x, edges, lmbda)
         terms["loss"].backward()
@@ -181,8 +190,6 @@ def train(model, batches, steps: int, lmbda: float = PAPER_LAMBDA, learning_rate
 
 def save_checkpoint(model, path: Path, **metadata) -> None:
     """The authors' layout: {"state_dict": ..., **metadata}, CDF tables refreshed for the new weights."""
-    import torch
-
     model.update(force=True)  # stale CDF buffers in the file would be used as they are by the codec
     with atomic_path(path) as temporary:
         torch.save({"state_dict": model.state_dict(), **metadata}, temporary)
@@ -190,7 +197,8 @@ def save_checkpoint(model, path: Path, **metadata) -> None:
 
 def training_model(codec_name: str, quality: float, init: Path | None, device: str):
     """A trainable model through the codec registry: random initial weights or a checkpoint's."""
-    codec = make_codec(codec_name, checkpoint=None if init is None else str(init), random_init=init is None, device=device)
+    checkpoint = None if init is None else str(init)
+    codec = make_codec(codec_name, checkpoint=checkpoint, random_init=init is None, device=device)
     if not isinstance(codec, LearnedCodec):
         raise ValueError(f"{codec_name} is not a learned codec")
     return codec, codec.model(quality)
@@ -208,8 +216,10 @@ def parse_arguments(argv: list[str]) -> argparse.Namespace:
     parser.add_argument("--batch-size", type=int, default=8)
     parser.add_argument("--crop", type=int, default=256, help="square crop side; a multiple of the model's padding")
     parser.add_argument("--lmbda", type=float, default=PAPER_LAMBDA, help="rate-distortion lambda (paper: 0.05)")
-    parser.add_argument("--alpha", type=float, default=PAPER_ALPHAS[0], help="SAM confidence threshold (paper: 0.78 or 0.93)")
-    parser.add_argument("--masks", choices=["coco", "sam"], default="coco", help="edge source (default coco: no SAM weights offline)")
+    parser.add_argument("--alpha", type=float, default=PAPER_ALPHAS[0],
+                        help="SAM confidence threshold (paper: 0.78 or 0.93)")
+    parser.add_argument("--masks", choices=["coco", "sam"], default="coco",
+                        help="edge source (default coco: no SAM weights offline)")
     parser.add_argument("--sam-checkpoint", type=Path, help="SAM weights, for --masks sam")
     parser.add_argument("--sam-model", default="vit_h", help="SAM model type, for --masks sam")
     parser.add_argument("--first-n", type=int, help="use only the first N images (by id)")
@@ -221,12 +231,11 @@ def parse_arguments(argv: list[str]) -> argparse.Namespace:
 
 def main(argv: list[str] | None = None) -> list[dict]:
     args = parse_arguments(sys.argv[1:] if argv is None else argv)
-    import torch
-
+    multiple = getattr(CODECS.get(args.model), "padding_multiple", 1)
+    if args.crop % multiple:
+        raise SystemExit(f"--crop {args.crop} must be a multiple of {multiple} for {args.model}")
     torch.manual_seed(args.seed)
     codec, model = training_model(args.model, args.quality, args.init, args.device)
-    if args.crop % codec.padding_multiple:
-        raise SystemExit(f"--crop {args.crop} must be a multiple of {codec.padding_multiple} for {args.model}")
     sam = SamMasks(args.sam_checkpoint, args.sam_model, args.alpha, str(codec.device)) if args.masks == "sam" else None
     images = load_edge_images(args.images, args.annotations, args.first_n, sam)
     rng = np.random.default_rng(args.seed)
@@ -234,7 +243,7 @@ def main(argv: list[str] | None = None) -> list[dict]:
     history = train(model, batches, args.steps, args.lmbda, args.learning_rate,
                     log=lambda record: print(json.dumps(record), flush=True))
     final = history[-1]["loss"] if history else math.nan
-    save_checkpoint(model, args.out, step=args.steps, loss=final, model=args.model, lmbda=args.lmbda,
+    save_checkpoint(model, args.out, step=args.steps, loss=final, codec=args.model, lmbda=args.lmbda,
                     alpha=args.alpha if args.masks == "sam" else None, masks=args.masks)
     return history
 

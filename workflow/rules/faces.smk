@@ -49,9 +49,11 @@ rule crop_faces:
 
 
 rule provision_weights:
-    localrule: True  # downloads: run where the network is, not on compute nodes
+    # Downloads: run where the network is, not on compute nodes. The output is a per-run marker, not
+    # the shared weights file, so concurrent runs never lock each other out of $DEEPFACE_HOME.
+    localrule: True
     output:
-        f"{DEEPFACE_HOME}/.deepface/weights/{{weights_file}}",
+        f"{RESULTS}/weights/{{weights_file}}.verified",
     params:
         model=lambda w: next(m for m, e in MANIFEST.items() if e.file == w.weights_file),
         deepface_home=DEEPFACE_HOME,
@@ -67,7 +69,7 @@ rule provision_weights:
 rule embed_faces:
     input:
         crops=f"{RESULTS}/crops/{{point}}/shard-{{shard}}.npz",
-        weights=[f"{DEEPFACE_HOME}/.deepface/weights/{MANIFEST[model].file}" for model in MODELS],
+        weights=[f"{RESULTS}/weights/{MANIFEST[model].file}.verified" for model in MODELS],
     output:
         f"{RESULTS}/embeddings/{{point}}/shard-{{shard}}.npz",
     params:

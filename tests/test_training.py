@@ -1,0 +1,102 @@
+"""SA-ICM training recipe: edge maps from masks, the edge-weighted rate-distortion loss, real training."""
+from __future__ import annotations
+
+import itertools
+
+import numpy as np
+import pytest
+import torch
+from pycocotools.coco import COCO
+
+from icm_privacy import training
+from icm_privacy.codecs import make_codec
+from icm_privacy.images import read_png, read_rgb8
+
+
+def test_edge_map_marks_each_mask_boundary_once():
+    square = np.zeros((12, 12), dtype=bool)
+    square[2:7, 2:7] = True  # 5x5: 16 boundary pixels, 9 inside
+    at_border = np.zeros((12, 12), dtype=bool)
+    at_border[8:, 9:] = True  # touches the image's bottom and right: edges there too, like Canny's
+    edges = training.edge_map(np.stack([square, at_border]))
+    assert edges.dtype == np.float32 and set(np.unique(edges)) == {0.0, 1.0}
+    assert edges[2:7, 2:7].sum() == 16 and edges[3:6, 3:6].sum() == 0
+    assert edges[8:, 9:].sum() == 4 * 3 - 2 * 1  # a 4x3 block has only its 2x1 core inside
+    assert edges.sum() == 16 + 10
+    with pytest.raises(ValueError, match="no masks"):
+        training.edge_map(np.zeros((0, 12, 12), dtype=bool))
+
+
+def test_loss_weights_only_the_distortion_on_edges():
+    x = torch.rand(2, 3, 8, 8)
+    edges = torch.zeros(2, 1, 8, 8)
+    edges[:, :, 3, :] = 1.0  # one row of edge pixels: 1/8 of the image
+    likelihoods = {"y": torch.full((2, 4, 2, 2), 0.5), "z": torch.full((2, 2, 1, 1), 0.25)}
+    bits = 2 * 4 * 2 * 2 * 1 + 2 * 2 * 1 * 1 * 2  # -log2(0.5) and -log2(0.25) per symbol
+    off_edges = x + 0.3 * (1 - edges)  # wrong everywhere except on the edges
+    terms = training.sa_icm_loss({"x_hat": off_edges, "likelihoods": likelihoods}, x, edges, lmbda=0.05)
+    assert terms["bpp"].item() == pytest.approx(bits / (2 * 8 * 8))
+    assert terms["edge_mse"].item() == 0
+    on_edges = x + 0.1 * edges
+    terms = training.sa_icm_loss({"x_hat": on_edges, "likelihoods": likelihoods}, x, edges, lmbda=0.05)
+    assert terms["edge_mse"].item() == pytest.approx(0.01 / 8)
+    assert terms["loss"].item() == pytest.approx(bits / 128 + 0.05 * 255**2 * 0.01 / 8)
+
+
+def test_coco_edges_lie_on_the_annotated_instance_boundaries(coco_persons):
+    images = training.load_edge_images(coco_persons / "images", coco_persons / "instances.json", first_n=3)
+    coco = COCO(str(coco_persons / "instances.json"))
+    assert [image.name for image in images] == [f"{image_id:012d}" for image_id in sorted(coco.imgs)[:3]]
+    for image in images:
+        info = coco.imgs[int(image.name)]
+        assert image.rgb.shape == (info["height"], info["width"], 3)
+        masks = training.coco_masks(coco, int(image.name))
+        inside_some_mask = masks.any(axis=0)
+        assert 0 < image.edges.sum() < 0.2 * image.edges.size
+        assert inside_some_mask[image.edges > 0].all()  # edges are inner boundaries of instance masks
+
+
+def test_training_lowers_the_edge_loss_on_coco_crops(coco_persons):
+    images = training.load_edge_images(coco_persons / "images", coco_persons / "instances.json", first_n=4)
+    batch = training.sample_crops(images, crop=64, batch_size=2, rng=np.random.default_rng(0))
+    assert batch[0].shape == (2, 3, 64, 64) and batch[1].shape == (2, 1, 64, 64) and batch[1].sum() > 0
+    torch.manual_seed(0)
+    _, model = training.training_model("bmshj2018-hyperprior", 1, None, "cpu")
+    history = training.train(model, itertools.repeat(batch), steps=8, learning_rate=1e-4)
+    losses = [record["loss"] for record in history]
+    assert losses[-1] < 0.85 * losses[0]
+    assert history[-1]["edge_mse"] < history[0]["edge_mse"]
+
+
+def test_sa_icm_network_learns_from_the_edge_objective(coco_persons):
+    """One TCM step (10-20 s on 2 cores) must lower the loss of the same 128x128 crop."""
+    images = training.load_edge_images(coco_persons / "images", coco_persons / "instances.json", first_n=2)
+    batch = training.sample_crops(images, crop=128, batch_size=1, rng=np.random.default_rng(1))
+    _, model = training.training_model("sa-icm", 0, None, "cpu")
+    before = {name: parameter.detach().clone() for name, parameter in model.named_parameters()}
+    history = training.train(model, itertools.repeat(batch), steps=2)
+    assert history[1]["loss"] < history[0]["loss"]
+    moved = [name for name, parameter in model.named_parameters() if not torch.equal(parameter, before[name])]
+    assert "g_a.0.conv1.weight" in moved and "lrp_transforms.4.4.weight" in moved  # gradients reach both ends
+
+
+def test_cli_checkpoint_loads_into_the_codec_and_codes_an_image(coco_persons, tmp_path, coco_photo):
+    out = tmp_path / "edges.pth.tar"
+    data = ["--images", str(coco_persons / "images"), "--annotations", str(coco_persons / "instances.json")]
+    history = training.main([*data, "--model", "bmshj2018-factorized", "--quality", "1", "--steps", "2", "--crop", "64",
+                             "--batch-size", "1", "--first-n", "2", "--out", str(out), "--device", "cpu"])
+    assert [record["step"] for record in history] == [0, 1]
+    saved = torch.load(out, weights_only=True)
+    assert (saved["codec"], saved["masks"], saved["lmbda"], saved["step"]) == (
+        "bmshj2018-factorized", "coco", training.PAPER_LAMBDA, 2)
+
+    codec = make_codec("bmshj2018-factorized", checkpoint=str(out), device="cpu")
+    trained = codec.model(1).state_dict()
+    assert all(torch.equal(trained[key], value) for key, value in saved["state_dict"].items())
+    image = read_rgb8(coco_photo)[:64, :96]
+    result = codec.code(image, 1, tmp_path / "image.lic", tmp_path / "image.png", "image")
+    assert result.bitstream_bytes == (tmp_path / "image.lic").stat().st_size
+    assert read_png(tmp_path / "image.png").shape == image.shape
+
+    with pytest.raises(SystemExit, match="multiple of 128"):  # sa-icm, the default model, needs 128
+        training.main([*data, "--crop", "64", "--out", str(tmp_path / "never.pth.tar"), "--device", "cpu"])
