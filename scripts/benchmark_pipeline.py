@@ -341,6 +341,9 @@ def projection_section(results: Path, benchmarks: pd.DataFrame, overhead: float 
          "core_s_per": cpu["embed_faces"] / (run_faces * run_versions * run_models),
          "count": faces * (points + 1) * len(models)},
     ]
+    if "detect_objects" in cpu:  # COCO datasets only
+        rows.append({"stage": "detect_objects", "per": "image x version",
+                     "core_s_per": cpu["detect_objects"] / (run_images * run_versions), "count": images * (points + 1)})
     for row in rows:
         row["core_h"] = row["core_s_per"] * row["count"] / 3600
     serial_s = (benchmarks[benchmarks.stage == "tabulate"].s.sum() * images * points
