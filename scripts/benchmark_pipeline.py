@@ -394,7 +394,7 @@ def main() -> None:
     benchmarks = None
     if {"stages", "projection"} & set(args.sections):
         rows, benchmarks = stage_section(results)
-        print_table(f"Stage throughput ({results})", rows)
+        print_table(f"Stage throughput ({results.relative_to(ROOT) if results.is_relative_to(ROOT) else results})", rows)
     if "embedding" in args.sections:
         with np.load(next((results / "embeddings" / "original").glob("shard-*.npz"))) as data:
             models = args.models or [key for key in data.files if key != "face_ids"]

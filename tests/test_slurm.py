@@ -103,9 +103,9 @@ def slurm_cluster(tmp_path_factory):
     previous_conf = SLURM_CONF.read_text() if SLURM_CONF.exists() else None
     daemons: list[subprocess.Popen] = []
 
-    def start(command: list[str], name: str) -> None:
+    def start(command: list[str], name: str, **options) -> None:
         with open(folder / f"{name}.out", "w") as output:
-            daemons.append(subprocess.Popen(command, stdout=output, stderr=subprocess.STDOUT))
+            daemons.append(subprocess.Popen(command, stdout=output, stderr=subprocess.STDOUT, **options))
 
     try:
         SLURM_CONF.parent.mkdir(parents=True, exist_ok=True)
@@ -113,10 +113,10 @@ def slurm_cluster(tmp_path_factory):
         if not munge_answers():
             Path("/run/munge").mkdir(parents=True, exist_ok=True)
             shutil.chown("/run/munge", "munge", "munge")
-            start(["runuser", "-u", "munge", "--", "munged", "--foreground"], "munged")
+            start(["munged", "--foreground"], "munged", user="munge", group="munge", extra_groups=[])
             wait_for(munge_answers, "munged answering", 20)
-        for daemon in ("slurmctld", "slurmd"):
-            start([daemon, "-D"], daemon)  # in the foreground: this process owns them and stops them
+        for daemon in ("slurmctld", "slurmd"):  # in the foreground: this process owns and stops them all
+            start([daemon, "-D"], daemon)
         wait_for(lambda: run(["sinfo", "-h", "-N", "-o", "%t"]).stdout.strip() == "idle", "node idle", 60)
         yield folder
     finally:
