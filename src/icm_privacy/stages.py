@@ -149,9 +149,8 @@ def tabulate(shard_folders: list[str], faces_csvs: list[str], results: str, poin
     manifest = pd.concat([pd.read_csv(Path(folder) / "manifest.csv", dtype={"image": str}) for folder in shard_folders])
     accepted = manifest[manifest.status == "accepted"]
     bitstreams = pd.DataFrame(
-        [(point.split("/")[0], point.split("/")[1], image,
-          f"{results}/bitstreams/{point}/{image}.{extensions[point.split('/')[0]]}")
-         for point in points for image in accepted.image],
+        [(codec, quality, image, f"{results}/bitstreams/{codec}/{quality}/{image}.{extensions[codec]}")
+         for codec, quality in (point.split("/") for point in points) for image in accepted.image],
         columns=["codec", "quality", "image", "path"],
     )
     rates = rates_table(accepted, bitstreams)

@@ -67,7 +67,7 @@ def image_version(point, image):
 
 
 def bitstream(point, image):
-    label, quality = point.split("/")
+    label = point.split("/")[0]
     return f"{RESULTS}/bitstreams/{point}/{image}.{CODEC_EXTENSIONS[label]}"
 
 
