@@ -11,8 +11,7 @@ Sections:
   embedding   the sweep over every codec point and face model on --results' real crops: the workflow's
               batched per-shard embedding (icm_privacy.embeddings.embed_crops) against DeepFace.verify
               once per (original, decoded) pair, and against the model's bare forward pass
-  dag         dry-run time for --dag-images synthetic images x --dag-points codec points, before and
-              after the prepare_images checkpoint outputs exist
+  dag         dry-run time for --dag-images synthetic images x --dag-points codec points
   overhead    a real run of --overhead-config: wall time against the rule time its benchmark files hold
   projection  COCO val2017 (workflow/configs/coco-val2017.yaml) on --project-cores cores, from the above
 """
@@ -106,7 +105,7 @@ def stage_items(results: Path, stage: str, job: str) -> tuple[str, int]:
     if stage == "prepare_images":
         return "images", len(pd.read_csv(results / "images" / job / "manifest.csv"))
     if stage.startswith("code "):
-        return "images", 1
+        return "images", len(pd.read_csv(results / "bitstreams" / job / "coding.csv"))
     if stage == "detect_faces":
         manifest = pd.read_csv(results / "images" / job / "manifest.csv")
         return "images", int((manifest.status == "accepted").sum())
@@ -250,7 +249,7 @@ def embedding_section(results: Path, models: list[str], naive_faces: int, batch_
 
 # --- DAG -----------------------------------------------------------------------------------------
 
-def dag_section(workdir: Path, images: int, points: int, shards: int, cores: int) -> list[dict]:
+def dag_section(workdir: Path, images: int, points: int, shards: int) -> list[dict]:
     from PIL import Image
 
     folder = workdir / "dag" / f"images-{images}"
@@ -263,18 +262,9 @@ def dag_section(workdir: Path, images: int, points: int, shards: int, cores: int
     config = run_config(ROOT / "config.yaml", results, shards=shards, dataset={"kind": "folder", "images": str(folder)},
                         codecs=[{"codec": "vvc", "qualities": list(range(22, 22 + points)),
                                  "options": {"preset": "faster", "qpa": False}}])
-    rows = []
     seconds, output = snakemake("--dry-run", "--quiet", "all", "--configfile", str(config))
-    rows.append({"step": "dry run, no checkpoint output yet", "images": images, "points": points, "shards": shards,
-                 "jobs": job_count(output), "s": seconds})
-    seconds, _ = snakemake("--cores", str(cores), "--until", "prepare_images", "--quiet", "all",
-                           "--configfile", str(config))
-    rows.append({"step": f"prepare_images, {shards} shards ({cores} cores)", "images": images, "points": points,
-                 "shards": shards, "jobs": shards, "s": seconds})
-    seconds, output = snakemake("--dry-run", "--quiet", "all", "--configfile", str(config))
-    rows.append({"step": "dry run, after checkpoint (full DAG)", "images": images, "points": points,
-                 "shards": shards, "jobs": job_count(output), "s": seconds})
-    return rows
+    return [{"step": "dry run (full DAG)", "images": images, "points": points, "shards": shards,
+             "jobs": job_count(output), "s": seconds}]
 
 
 # --- overhead ------------------------------------------------------------------------------------
@@ -329,7 +319,8 @@ def projection_section(results: Path, benchmarks: pd.DataFrame, overhead: float 
     faces = round(run_faces / run_images * images)
     rows = [
         {"stage": "prepare_images", "per": "image", "core_s_per": cpu["prepare_images"] / run_images, "count": images},
-        {"stage": "code", "per": "image x QP", "core_s_per": code_jobs.cpu_s.mean(), "count": images * points},
+        {"stage": "code", "per": "image x QP", "core_s_per": code_jobs.cpu_s.sum() / code_jobs["items"].sum(),
+         "count": images * points},
         {"stage": "detect_faces", "per": "image", "core_s_per": cpu["detect_faces"] / run_images, "count": images},
         {"stage": "crop_faces", "per": "image x version", "core_s_per": cpu["crop_faces"] / (run_images * run_versions),
          "count": images * (points + 1)},
@@ -407,11 +398,10 @@ def main() -> None:
         summary.append({"measure": "embedding per face vs bare forward", "value": "; ".join(
             f"{row['model']} {row['ours_vs_forward']:.2f}x" for row in embedding if "ours_vs_forward" in row)})
     if "dag" in args.sections:
-        rows = dag_section(workdir, args.dag_images, args.dag_points, args.dag_shards, args.cores)
+        rows = dag_section(workdir, args.dag_images, args.dag_points, args.dag_shards)
         print_table("Snakemake DAG construction (dry run)", rows)
         dag_s = rows[-1]["s"]
-        summary.append({"measure": "DAG dry run, before checkpoint", "value": f"{rows[0]['s']:.1f} s"})
-        summary.append({"measure": "DAG dry run, after checkpoint", "value": f"{dag_s:.1f} s ({rows[-1]['jobs']} jobs)"})
+        summary.append({"measure": "DAG dry run", "value": f"{dag_s:.1f} s ({rows[-1]['jobs']} jobs)"})
     if "projection" in args.sections:
         rows, note = projection_section(results, benchmarks, overhead, dag_s, args.project_cores)
         print_table(f"Projection: COCO val2017 on {args.project_cores} cores (+1 GPU unused)", rows)

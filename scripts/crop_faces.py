@@ -2,5 +2,4 @@
 from icm_privacy.stages import crop_faces, logged
 
 with logged(snakemake.log[0]):
-    crop_faces(snakemake.input.faces, snakemake.params.image_paths, snakemake.output[0],
-               snakemake.params.min_confidence)
+    crop_faces(snakemake.input.faces, snakemake.input.images, snakemake.output[0], snakemake.params.min_confidence)

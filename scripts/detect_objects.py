@@ -2,5 +2,5 @@
 from icm_privacy.stages import detect_objects, logged
 
 with logged(snakemake.log[0]):
-    detect_objects(list(snakemake.input), snakemake.output[0], snakemake.params.settings,
-                   snakemake.params.dataset, snakemake.threads)
+    detect_objects(snakemake.input[0], snakemake.output[0], snakemake.params.settings, snakemake.params.dataset,
+                   snakemake.threads)

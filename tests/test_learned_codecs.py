@@ -10,12 +10,14 @@ import collections
 import urllib.error
 
 import numpy as np
+import pandas as pd
 import pytest
 import torch
 
 from icm_privacy.codecs import CODECS, CodecError, CodecUnavailable, bits_per_pixel, make_codec
-from icm_privacy.codecs.learned import Bitstream, code_shard, read_bitstream, write_bitstream
-from icm_privacy.images import read_png, read_rgb8
+from icm_privacy.codecs.learned import Bitstream, read_bitstream, write_bitstream
+from icm_privacy.images import read_png, read_rgb8, write_png
+from icm_privacy.stages import code_shard
 
 # each learned codec at one quality; sa-icm's quality is only a checkpoint label
 CODEC_POINTS = [
@@ -120,18 +122,23 @@ def test_decoding_a_stream_made_on_another_device_kind_is_refused(tmp_path, phot
         codec.decode(tmp_path / "cpu.lic", 10, 10)
 
 
-def test_code_shard_records_file_rate_and_likelihood_estimate_per_image(tmp_path, photo):
-    codec = make_codec("mbt2018-mean", random_init=True, device="cpu")
-    other_size = photo[:40, :64]
-    items = [(image, tmp_path / f"{name}.lic", tmp_path / f"{name}.png") for name, image in
-             (("first", photo), ("second", other_size))]
-    records = code_shard(codec, 3, items)
-    assert [record.image for record in records] == ["first", "second"]
-    for record, (image, bitstream_path, decoded_path) in zip(records, items):
+def test_shard_job_records_file_rate_and_likelihood_estimate_per_image(tmp_path, photo):
+    """The workflow's code step on a shard of two images of different sizes, one model load."""
+    shard = tmp_path / "shard"
+    shard.mkdir()
+    images = {"first": photo, "second": photo[:40, :64]}
+    for name, image in images.items():
+        write_png(image, shard / f"{name}.png")
+    coding = code_shard(str(shard), str(tmp_path / "bitstreams"), str(tmp_path / "decoded"), "mbt2018-mean", 3,
+                        {"random_init": True, "device": "cpu"}, threads=1)
+    assert coding.image.tolist() == ["first", "second"]
+    assert pd.read_csv(tmp_path / "bitstreams" / "coding.csv").bitstream.tolist() == ["first.lic", "second.lic"]
+    for record in coding.itertuples():
+        image, bitstream_path = images[record.image], tmp_path / "bitstreams" / record.bitstream
         pixels = image.shape[0] * image.shape[1]
-        assert record.bitstream_bytes == bitstream_path.stat().st_size
-        assert record.bpp == 8 * record.bitstream_bytes / pixels
-        assert read_png(decoded_path).shape == image.shape
+        assert record.bytes == bitstream_path.stat().st_size
+        assert record.bpp == 8 * record.bytes / pixels
+        assert read_png(tmp_path / "decoded" / f"{record.image}.png").shape == image.shape
         assert record.encode_seconds > 0 and record.decode_seconds > 0
         # the estimate prices the same symbols with exact Gaussians; the coder uses quantized CDFs,
         # a scale table and a few flush bytes per stream, so the two agree only roughly

@@ -254,12 +254,12 @@ def test_large_image_is_prepared_and_coded_in_bounded_memory(tmp_path, coco_phot
     measure = textwrap.dedent(f"""
         import json, re
         from pathlib import Path
-        from icm_privacy.stages import code_image, prepare_images
+        from icm_privacy.stages import code_shard, prepare_images
         peak = lambda: int(re.search(r"VmHWM:\\s+(\\d+) kB", Path("/proc/self/status").read_text())[1]) * 1024
         manifest = prepare_images({{"large": {str(large)!r}}}, {str(tmp_path / "images")!r})
         prepared = peak()
-        code_image({str(tmp_path / "images" / "large.png")!r}, {str(tmp_path / "large.jpeg")!r},
-                   {str(tmp_path / "decoded.png")!r}, "jpeg", 50.0, {{}}, 1)
+        code_shard({str(tmp_path / "images")!r}, {str(tmp_path / "bitstreams")!r}, {str(tmp_path / "decoded")!r},
+                   "jpeg", 50.0, {{}}, 1)
         print(json.dumps({{"status": manifest.status.tolist(), "prepared": prepared, "coded": peak()}}))
         """)
     result = json.loads(subprocess.run([sys.executable, "-c", measure], check=True, capture_output=True,
@@ -267,7 +267,7 @@ def test_large_image_is_prepared_and_coded_in_bounded_memory(tmp_path, coco_phot
     raw = 8000 * 6000 * 3
     print(f"peak RSS: preparing {result['prepared'] / 2**20:.0f} MiB, with coding {result['coded'] / 2**20:.0f} MiB")
     assert result["status"] == ["accepted"]
-    assert read_png(tmp_path / "decoded.png").shape == (6000, 8000, 3)
+    assert read_png(tmp_path / "decoded" / "large.png").shape == (6000, 8000, 3)
     assert result["prepared"] < 5 * raw, f"preparing took {result['prepared'] / 2**20:.0f} MiB"
     assert result["coded"] < 8 * raw, f"preparing and coding took {result['coded'] / 2**20:.0f} MiB"
 

@@ -170,7 +170,7 @@ def test_demo_workflow_runs_through_slurm_with_the_profile(slurm_cluster, tmp_pa
         slurm_jobs[slurm_id] = re.match(r"rule_(\w+?)(?:_wildcards_.*)?$", fields["Comment"]).group(1)
     rules = list(slurm_jobs.values())
     assert set(rules) == SLURM_RULES, rules
-    assert rules.count("code_vvc") == 2 * 5  # two QPs x five demo photos, one sbatch each
+    assert rules.count("code_vvc") == 2  # two QPs x one shard, one sbatch each
     assert rules.count("crop_faces") == 3 and rules.count("embed_faces") == 3  # original, QP 32, QP 47
 
     controller_log = (slurm_cluster / "slurmctld.log").read_text()

@@ -7,6 +7,7 @@ import pytest
 
 from icm_privacy.embeddings import cosine_similarity
 from icm_privacy.faces import clip_box, crop_face
+from icm_privacy.plots import curve_labels
 from icm_privacy.tables import face_similarity_table, rates_table, table1, to_markdown
 
 
@@ -75,3 +76,29 @@ def test_table1_reports_mean_and_pooled_bpp_and_faces_per_threshold(rates):
     assert table.loc["32", "mean_cos_M"] == pytest.approx(1.0)
     assert table1(rates, face_table, ["M"], 0.95).set_index("quality").loc["40", "faces"] == 3
     assert "| vvc | 32 |" in to_markdown(table.reset_index()[["codec", "quality", "faces"]])
+
+
+def test_table1_gets_a_likelihood_bpp_column_only_when_a_codec_estimates_one(rates):
+    faces = pd.DataFrame(columns=["codec", "quality", "face_id", "image", "confidence"])
+    assert "bpp_estimated" not in table1(rates, faces, [], 0.95).columns
+    learned = rates[rates.quality == "32"].assign(codec="mbt2018", quality="3", estimated_bpp=[0.2, 0.4])
+    mixed = pd.concat([rates.assign(estimated_bpp=np.nan), learned], ignore_index=True)
+    table = table1(mixed, faces, [], 0.95).set_index(["codec", "quality"])
+    assert table.loc[("mbt2018", "3"), "bpp_estimated"] == pytest.approx(0.3)
+    assert np.isnan(table.loc[("vvc", "32"), "bpp_estimated"])
+    assert table.loc[("mbt2018", "3"), "bpp_mean"] == table.loc[("vvc", "32"), "bpp_mean"]  # the file's rate
+
+
+def test_table1_puts_a_cross_resolution_row_after_its_points_standard_row(rates):
+    faces = pd.DataFrame({"face_id": ["a_f0", "b_f0"], "image": ["a", "b"], "confidence": [0.99, 0.99]})
+    unit = np.eye(2)
+    same = {"a_f0": unit[0], "b_f0": unit[1]}
+    standard = face_similarity_table(faces, rates, {"M": {"original": same, "vvc/32": same,
+                                                          "vvc/40": {"a_f0": unit[1], "b_f0": unit[0]}}})
+    reduced = face_similarity_table(faces, rates[rates.quality == "40"], {"M": {"original": same, "vvc/40": same}})
+    face_table = pd.concat([standard.assign(attacker="standard"), reduced.assign(attacker="cross-resolution")])
+    table = table1(rates, face_table, ["M"], 0.95)
+    assert list(zip(table.quality, table.attacker)) == [("32", "standard"), ("40", "standard"), ("40", "cross-resolution")]
+    assert table.mean_cos_M.tolist() == pytest.approx([1.0, 0.0, 1.0])
+    assert table.bpp_mean.iloc[1] == table.bpp_mean.iloc[2] and (table.faces == 2).all()
+    assert curve_labels(table).tolist() == ["vvc", "vvc", "vvc (cross-resolution attacker)"]

@@ -140,6 +140,13 @@ def available_codecs(config: dict) -> tuple[list[dict], list[str]]:
     return available, skipped
 
 
+def cross_resolution_points(config: dict) -> list[CodecPoint]:
+    """The codec points a cross-resolution attacker also sees: downscale points, when enabled."""
+    if not config["privacy"]["cross_resolution"]:
+        return []
+    return [point for point in codec_points(config) if point.codec == "downscale"]
+
+
 def codec_points(config: dict) -> list[CodecPoint]:
     return [
         CodecPoint(entry["label"], entry["codec"], quality, entry.get("options", {}), entry.get("threads", 1))

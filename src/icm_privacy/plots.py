@@ -20,10 +20,19 @@ def save_figure(figure: Figure, png_path: str | os.PathLike, pdf_path: str | os.
             figure.savefig(temporary, dpi=figure.dpi)
 
 
+def curve_labels(table: pd.DataFrame) -> pd.Series:
+    """One curve per codec, and one more per other attacker where a table has attacker rows."""
+    labels = table["codec"].astype(str)
+    if "attacker" in table:
+        other = table["attacker"] != "standard"
+        labels = labels.where(~other, labels + " (" + table["attacker"].astype(str) + " attacker)")
+    return labels
+
+
 def _curves(axis, table: pd.DataFrame, x: str, y: str) -> None:
-    for codec, curve in table.groupby("codec", sort=False):
+    for label, curve in table.groupby(curve_labels(table), sort=False):
         curve = curve.sort_values(x)
-        axis.plot(curve[x], curve[y], marker="o", label=str(codec))
+        axis.plot(curve[x], curve[y], marker="o", label=label)
     axis.set_xlabel("bits per pixel (mean over images)")
     axis.grid(alpha=0.3)
 

@@ -12,6 +12,7 @@ import pandas as pd
 from matplotlib.figure import Figure
 from matplotlib.ticker import FormatStrFormatter, LogLocator, NullFormatter
 
+from .plots import curve_labels
 
 CURVE_PANEL_INCHES = (3.2, 2.8)  # width, height of one face model's panel
 FACE_PANEL_INCHES = 1.5  # side of one face crop's panel
@@ -49,9 +50,9 @@ def metric_vs_bpp_figure(
         if curves[metric].isna().all():
             ax.text(0.5, 0.5, f"{metric} undefined\n(see the table's note)", ha="center", va="center",
                     transform=ax.transAxes, fontsize="small")
-        for codec, curve in curves.groupby("codec", sort=False):
+        for label, curve in curves.groupby(curve_labels(curves), sort=False):
             curve = curve.sort_values("bpp")
-            (line,) = ax.plot(curve["bpp"], curve[metric], marker="o", markersize=3, label=str(codec))
+            (line,) = ax.plot(curve["bpp"], curve[metric], marker="o", markersize=3, label=label)
             ax.fill_between(
                 curve["bpp"], curve[f"{metric}_ci_low"], curve[f"{metric}_ci_high"],
                 color=line.get_color(), alpha=0.2, linewidth=0,

@@ -1,8 +1,8 @@
 """What each workflow step does, given its input and output paths. Rule scripts only call these.
 
-Per-image steps (prepare, code) take one image; model steps (detect, embed) take a shard of images
-and load their model once. Every output is written atomically, so an interrupted job never leaves a
-file that looks complete.
+Every step takes a shard of images (the prepared originals, or one codec point's decoded images: a
+folder of PNGs) and builds its codec or model once. Every output is written atomically, so an
+interrupted job never leaves a file that looks complete.
 """
 from __future__ import annotations
 
@@ -21,6 +21,8 @@ from .images import ImageError, read_png, read_rgb8, write_png
 log = logging.getLogger("icm_privacy")
 
 MANIFEST_COLUMNS = ["image", "source", "width", "height", "status", "reason"]
+STANDARD_ATTACKER = "standard"  # original crop vs the same box of the full-size decoded image
+CROSS_RESOLUTION = "cross-resolution"  # at the reduced resolution: see crop_faces_reduced
 
 
 @contextlib.contextmanager
@@ -59,46 +61,66 @@ def prepare_images(sources: dict[str, str], output_folder: str) -> pd.DataFrame:
     return manifest
 
 
-def accepted_images(manifest_path: str | Path) -> list[str]:
-    manifest = pd.read_csv(manifest_path, dtype={"image": str})
-    return manifest.loc[manifest.status == "accepted", "image"].tolist()
+def shard_pngs(folder: str | Path) -> list[Path]:
+    """The images of one version of a shard, by name (atomic writes' hidden partial files excluded)."""
+    return sorted(path for path in Path(folder).glob("*.png") if not path.name.startswith("."))
 
 
-def code_image(image_path: str, bitstream_path: str, decoded_path: str, codec: str, quality: float,
-               options: dict, threads: int, faces_csv: str | None = None) -> None:
-    """Encode one prepared image with one codec point, then decode the bitstream file back.
+CODING_COLUMNS = ["image", "bitstream", "bytes", "bpp", "estimated_bpp", "encode_seconds", "decode_seconds"]
 
-    De-identification codecs also get the image's face boxes, found on the original.
+
+def code_shard(images_folder: str, bitstream_folder: str, decoded_folder: str, codec: str, quality: float,
+               options: dict, threads: int, faces_csv: str | None = None) -> pd.DataFrame:
+    """Encode every prepared image of one shard at one codec point, and decode each bitstream file back.
+
+    The codec is built once per job, so a learned codec loads its model once for the whole shard.
+    `coding.csv` beside the bitstreams records, per image, the file's bytes and bpp, the model's
+    likelihood estimate (learned codecs; empty for the others) and the encode and decode seconds.
+    De-identification codecs also get each image's face boxes, found on the original.
     """
     from .codecs import make_codec
     from .codecs.deidentify import face_boxes
 
     codec_instance = make_codec(codec, **options, threads=threads)
-    image_id = Path(image_path).stem
-    boxes = None
-    if codec_instance.needs_faces:
-        boxes = face_boxes(pd.read_csv(faces_csv, dtype={"image": str}), image_id)
-    result = codec_instance.code(read_png(image_path), quality, Path(bitstream_path), Path(decoded_path),
-                                 image_id, faces=boxes)
-    log.info("%s q=%s %s: %d bytes, %.4f bpp, encode %.2f s, decode %.2f s", codec, quality,
-             Path(image_path).stem, result.bitstream_bytes, result.bpp, result.encode_seconds, result.decode_seconds)
+    faces = pd.read_csv(faces_csv, dtype={"image": str}) if codec_instance.needs_faces else None
+    bitstreams, decoded = Path(bitstream_folder), Path(decoded_folder)
+    bitstreams.mkdir(parents=True, exist_ok=True)
+    decoded.mkdir(parents=True, exist_ok=True)
+    image_paths = shard_pngs(images_folder)
+    rows = []
+    for number, image_path in enumerate(image_paths, 1):
+        image_id, rgb = image_path.stem, read_png(image_path)
+        bitstream = bitstreams / f"{image_id}.{codec_instance.extension}"
+        result = codec_instance.code(rgb, quality, bitstream, decoded / f"{image_id}.png", image_id,
+                                     faces=None if faces is None else face_boxes(faces, image_id))
+        estimated = codec_instance.estimated_bpp(rgb, quality)
+        rows.append([image_id, bitstream.name, result.bitstream_bytes, result.bpp, estimated,
+                     result.encode_seconds, result.decode_seconds])
+        log.info("[%d/%d] %s %s q=%s: %d bytes, %.4f bpp, encode %.2f s, decode %.2f s", number, len(image_paths),
+                 image_id, codec, quality, result.bitstream_bytes, result.bpp, result.encode_seconds,
+                 result.decode_seconds)
+    coding = pd.DataFrame(rows, columns=CODING_COLUMNS)
+    with atomic_path(bitstreams / "coding.csv") as temporary:
+        coding.to_csv(temporary, index=False)
+    return coding
 
 
-def detect_faces(image_paths: dict[str, str], faces_csv: str, detector_name: str = "mtcnn") -> None:
+def detect_faces(images_folder: str, faces_csv: str, detector_name: str = "mtcnn") -> None:
     """Detect faces on the original images of one shard (detector loaded once)."""
     from .faces import detect_faces as detect, faces_frame, load_detector
 
     detector = load_detector(detector_name)
     rows = []
-    for image_id, path in image_paths.items():
-        found = detect(detector, image_id, read_png(path))
-        log.info("%s: %d faces", image_id, len(found))
+    image_paths = shard_pngs(images_folder)
+    for number, path in enumerate(image_paths, 1):
+        found = detect(detector, path.stem, read_png(path))
+        log.info("[%d/%d] %s: %d faces", number, len(image_paths), path.stem, len(found))
         rows.extend(found)
     with atomic_path(faces_csv) as temporary:
         faces_frame(rows).to_csv(temporary, index=False)
 
 
-def crop_faces(faces_csv: str, image_paths: dict[str, str], crops_npz: str, min_confidence: float) -> None:
+def crop_faces(faces_csv: str, images_folder: str, crops_npz: str, min_confidence: float) -> None:
     """Crop every face box (confidence >= the lowest threshold) from one version of the shard's images."""
     from .faces import crop_face
 
@@ -106,11 +128,36 @@ def crop_faces(faces_csv: str, image_paths: dict[str, str], crops_npz: str, min_
     faces = faces[faces.confidence >= min_confidence]
     crops = {}
     for image_id, image_faces in faces.groupby("image"):
-        rgb = read_png(image_paths[image_id])
+        rgb = read_png(Path(images_folder) / f"{image_id}.png")
         for face in image_faces.itertuples():
             crops[face.face_id] = crop_face(rgb, (face.x, face.y, face.x + face.w, face.y + face.h))
     with atomic_path(crops_npz) as temporary:
         np.savez_compressed(temporary, **crops)
+
+
+def crop_faces_reduced(faces_csv: str, images_folder: str, bitstream_folder: str, options: dict, factor: int,
+                       min_confidence: float, outputs) -> None:
+    """The cross-resolution attacker's crops for one downscale point and shard: each face box, scaled
+    by 1/factor, cut from the bitstream's decode before upsampling (`outputs.decoded`) and from the
+    original shrunk the same way (`outputs.original`)."""
+    from .codecs import make_codec
+    from .codecs.downscale import cross_resolution_crops
+
+    codec = make_codec("downscale", **options)
+    faces = pd.read_csv(faces_csv, dtype={"image": str, "face_id": str})
+    faces = faces[faces.confidence >= min_confidence]
+    decoded_crops, original_crops = {}, {}
+    for image_id, image_faces in faces.groupby("image"):
+        original = read_png(Path(images_folder) / f"{image_id}.png")
+        height, width = original.shape[:2]
+        small = codec.decode_small(Path(bitstream_folder) / f"{image_id}.{codec.extension}", width, height)
+        boxes = [(face.x, face.y, face.x + face.w, face.y + face.h) for face in image_faces.itertuples()]
+        shrunk_crops, small_crops = cross_resolution_crops(original, small, boxes, factor)
+        original_crops.update(zip(image_faces.face_id, shrunk_crops))
+        decoded_crops.update(zip(image_faces.face_id, small_crops))
+    for crops, path in ((decoded_crops, outputs.decoded), (original_crops, outputs.original)):
+        with atomic_path(path) as temporary:
+            np.savez_compressed(temporary, **crops)
 
 
 def embed_faces(crops_npz: str, embeddings_npz: str, models: list[str], batch_size: int) -> None:
@@ -141,27 +188,48 @@ def load_embeddings(paths: list[str], model: str) -> dict[str, np.ndarray]:
     return vectors
 
 
-def tabulate(shard_folders: list[str], faces_csvs: list[str], results: str, points: list[str], models: list[str],
-             extensions: dict[str, str], outputs) -> None:
-    """Gather per-image rates and per-face similarities from every shard and codec point."""
+def _shard_files(results: str, version: str) -> list[Path]:
+    """The per-shard embedding files of one image version ("original", "<codec>/<quality>", ...)."""
+    return sorted(Path(results, "embeddings", version).glob("shard-*.npz"))
+
+
+def tabulate(shard_folders: list[str], faces_csvs: list[str], coded_folders: dict[str, list[str]], results: str,
+             models: list[str], reduced_points: list[str], outputs) -> None:
+    """Gather per-image rates and per-face similarities from every shard and codec point.
+
+    `coded_folders`: codec point ("<codec>/<quality>") -> its shards' bitstream folders.
+    `reduced_points`: downscale points whose faces the cross-resolution attacker also matches; their
+    rows in faces.csv have attacker = cross-resolution.
+    """
     from .tables import face_similarity_table, rates_table
 
     manifest = pd.concat([pd.read_csv(Path(folder) / "manifest.csv", dtype={"image": str}) for folder in shard_folders])
     accepted = manifest[manifest.status == "accepted"]
-    bitstreams = pd.DataFrame(
-        [(codec, quality, image, f"{results}/bitstreams/{codec}/{quality}/{image}.{extensions[codec]}")
-         for codec, quality in (point.split("/") for point in points) for image in accepted.image],
-        columns=["codec", "quality", "image", "path"],
-    )
+    coded = []
+    for point, folders in coded_folders.items():
+        codec, quality = point.split("/")
+        for folder in folders:
+            coding = pd.read_csv(Path(folder) / "coding.csv", dtype={"image": str})
+            coded.append(pd.DataFrame({"codec": codec, "quality": quality, "image": coding.image,
+                                       "path": [str(Path(folder) / name) for name in coding.bitstream],
+                                       "estimated_bpp": coding.estimated_bpp}))
+    bitstreams = pd.concat(coded, ignore_index=True)
+    points = list(coded_folders)
     rates = rates_table(accepted, bitstreams)
     faces = pd.concat([pd.read_csv(path, dtype={"image": str, "face_id": str}) for path in faces_csvs])
-    embeddings = {
-        model: {point: load_embeddings(sorted(Path(results, "embeddings", point).glob("shard-*.npz")), model)
-                for point in ["original", *points]}
-        for model in models
-    }
+    embeddings = {model: {point: load_embeddings(_shard_files(results, point), model) for point in ["original", *points]}
+                  for model in models}
     embedded_faces = faces[faces.face_id.isin(embeddings[models[0]]["original"])]
-    face_table = face_similarity_table(embedded_faces, rates, embeddings)
+    face_tables = [face_similarity_table(embedded_faces, rates, embeddings).assign(attacker=STANDARD_ATTACKER)]
+    for point in reduced_points:  # the cross-resolution attacker: reduced decode vs shrunk original
+        codec, quality = point.split("/")
+        reduced = {model: {"original": load_embeddings(_shard_files(results, f"{point}/reduced-original"), model),
+                           point: load_embeddings(_shard_files(results, f"{point}/reduced"), model)}
+                   for model in models}
+        point_rates = rates[(rates.codec == codec) & (rates.quality == quality)]
+        face_tables.append(face_similarity_table(embedded_faces, point_rates, reduced).assign(attacker=CROSS_RESOLUTION))
+    face_table = pd.concat(face_tables, ignore_index=True)
+    face_table.insert(2, "attacker", face_table.pop("attacker"))
     for table, path in ((rates, outputs.rates), (face_table, outputs.faces), (manifest, outputs.manifest)):
         with atomic_path(path) as temporary:
             table.to_csv(temporary, index=False)
@@ -208,8 +276,8 @@ def summarise(inputs, models: list[str], thresholds: list[float], outputs) -> No
         temporary.write_text("\n".join(lines))
 
 
-def _stacked_embeddings(results: str, point: str, models: list[str], face_ids: list[str]) -> dict[str, np.ndarray]:
-    paths = sorted(Path(results, "embeddings", point).glob("shard-*.npz"))
+def _stacked_embeddings(results: str, version: str, models: list[str], face_ids: list[str]) -> dict[str, np.ndarray]:
+    paths = _shard_files(results, version)
     return {model: np.stack([vectors[f] for f in face_ids])
             for model in models for vectors in [load_embeddings(paths, model)]}
 
@@ -227,24 +295,37 @@ def identity_labels(dataset: dict) -> dict[str, str] | None:
 
 
 def privacy_metrics(faces_table_csv: str, rates_csv: str, results: str, points: list[str], models: list[str],
-                    thresholds: list[float], identities: dict | None, settings: dict, outputs) -> None:
-    """Re-identification, identification and TAR@FAR with bootstrap intervals, and BD-style summaries."""
+                    thresholds: list[float], identities: dict | None, settings: dict, reduced_points: list[str],
+                    outputs) -> None:
+    """Re-identification, identification and TAR@FAR with bootstrap intervals, and BD-style summaries.
+
+    The cross-resolution attacker of each of `reduced_points` is its own analysis: its gallery, and the
+    impostor pairs that calibrate its thresholds, are the originals shrunk like that point's images.
+    """
     from .privacy import bd_difference_table, privacy_table
 
     face_table = pd.read_csv(faces_table_csv, dtype={"image": str, "face_id": str, "quality": str})
     faces = face_table.drop_duplicates("face_id").sort_values("face_id").reset_index(drop=True)
     face_ids = faces.face_id.tolist()
-    point_keys = [tuple(point.split("/")) for point in points]
     rates = pd.read_csv(rates_csv, dtype={"image": str, "quality": str})
     mean_bpp = rates.groupby(["codec", "quality"]).bpp.mean().to_dict()
-    table = privacy_table(
-        faces, _stacked_embeddings(results, "original", models, face_ids),
-        {key: _stacked_embeddings(results, "/".join(key), models, face_ids) for key in point_keys},
-        mean_bpp, confidence_thresholds=thresholds, identity_labels=identities,
-        n_resamples=settings["n_resamples"], seed=settings["seed"],
-    )
-    reference = settings.get("reference_codec") or point_keys[0][0]
-    differences = bd_difference_table(table, ["mean_cosine", "reid_published", "rank1"], reference)
+
+    def analysis(reference_version: str, probe_versions: dict[str, str], attacker: str) -> pd.DataFrame:
+        table = privacy_table(
+            faces, _stacked_embeddings(results, reference_version, models, face_ids),
+            {tuple(point.split("/")): _stacked_embeddings(results, version, models, face_ids)
+             for point, version in probe_versions.items()},
+            mean_bpp, confidence_thresholds=thresholds, identity_labels=identities,
+            n_resamples=settings["n_resamples"], seed=settings["seed"],
+        )
+        table.insert(2, "attacker", attacker)
+        return table
+
+    standard = analysis("original", {point: point for point in points}, STANDARD_ATTACKER)
+    table = pd.concat([standard, *(analysis(f"{point}/reduced-original", {point: f"{point}/reduced"}, CROSS_RESOLUTION)
+                                   for point in reduced_points)], ignore_index=True)
+    reference = settings.get("reference_codec") or points[0].split("/")[0]
+    differences = bd_difference_table(standard, ["mean_cosine", "reid_published", "rank1"], reference)
     for frame, path in ((table, outputs.table), (differences, outputs.differences)):
         with atomic_path(path) as temporary:
             frame.to_csv(temporary, index=False)
@@ -276,7 +357,8 @@ def plot_example_faces(faces_table_csv: str, results: str, points: list[str], mo
                 found.update({face_id: data[face_id] for face_id in largest if face_id in data.files})
         return [found[face_id] for face_id in largest]
 
-    similarity = face_table.set_index(["codec", "quality", "face_id"])[f"cos_{model}"]
+    standard = face_table[face_table.attacker == STANDARD_ATTACKER]
+    similarity = standard.set_index(["codec", "quality", "face_id"])[f"cos_{model}"]
     decoded = {}
     for point in points:
         codec, quality = point.split("/")
@@ -284,7 +366,7 @@ def plot_example_faces(faces_table_csv: str, results: str, points: list[str], mo
     save_figure(example_faces_figure(crops("original"), decoded), outputs.png, outputs.pdf)
 
 
-def detect_objects(image_paths: list[str], detections_json: str, settings: dict, dataset: dict, threads: int) -> None:
+def detect_objects(images_folder: str, detections_json: str, settings: dict, dataset: dict, threads: int) -> None:
     """YOLOv5 on one shard of one image version; COCO results json (model loaded once per job)."""
     import torch
 
@@ -293,7 +375,7 @@ def detect_objects(image_paths: list[str], detections_json: str, settings: dict,
 
     torch.set_num_threads(threads)  # more threads than cores makes OpenMP spin on busy machines
     detector = Detector(settings["weights"], device=settings["device"], batch_size=settings["batch_size"])
-    run = write_detections(image_paths, detections_json, detector, coco_image_ids(dataset))
+    run = write_detections(shard_pngs(images_folder), detections_json, detector, coco_image_ids(dataset))
     log.info("%d images, %d detections, %.2f s", run.images, run.detections, run.seconds)
 
 

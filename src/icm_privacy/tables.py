@@ -18,7 +18,8 @@ POINT_COLUMNS = ["codec", "quality"]
 
 
 def rates_table(manifest: pd.DataFrame, bitstreams: pd.DataFrame) -> pd.DataFrame:
-    """Per image x codec point: bitstream bytes and bpp. `bitstreams` has codec, quality, image, path."""
+    """Per image x codec point: bitstream bytes and bpp from the file. `bitstreams` has codec, quality,
+    image, path, and optionally estimated_bpp (a learned model's likelihood estimate), kept as is."""
     sizes = manifest.set_index("image")[["width", "height"]]
     rates = bitstreams.join(sizes, on="image")
     rates["bytes"] = [Path(path).stat().st_size for path in rates.path]
@@ -55,21 +56,35 @@ def face_similarity_table(faces: pd.DataFrame, rates: pd.DataFrame,
 
 
 def table1(rates: pd.DataFrame, face_table: pd.DataFrame, models: list[str], threshold: float) -> pd.DataFrame:
-    """The study's Table 1 at one confidence threshold: bpp, face count, mean cosine per model."""
+    """The study's Table 1 at one confidence threshold: bpp, face count, mean cosine per model.
+
+    One row per codec point and attacker: every point has a "standard" row (original crop vs decoded
+    crop); downscale points may add a "cross-resolution" row (face_table's attacker column).
+    """
     by_point = rates.groupby(POINT_COLUMNS, sort=False)
     summary = pd.DataFrame({
         "images": by_point.image.count(),
         "bpp_mean": by_point.bpp.mean(),
         "bpp_pooled": by_point.apply(lambda r: 8.0 * r.bytes.sum() / (r.width * r.height).sum(), include_groups=False),
     })
-    confident = face_table[face_table.confidence >= threshold]
-    faces_by_point = confident.groupby(POINT_COLUMNS, sort=False)
-    summary["faces"] = faces_by_point.face_id.count()
-    for model in models:
-        summary[f"mean_cos_{model}"] = faces_by_point[f"cos_{model}"].mean()
-    summary["faces"] = summary["faces"].fillna(0).astype(int)
-    summary.insert(0, "threshold", threshold)
-    return summary.reset_index()
+    if "estimated_bpp" in rates and rates.estimated_bpp.notna().any():  # only learned codecs have one
+        summary["bpp_estimated"] = by_point.estimated_bpp.mean()
+    summary = summary.reset_index()
+    summary["order"] = range(len(summary))
+    faces = face_table if "attacker" in face_table else face_table.assign(attacker="standard")
+    confident = faces[faces.confidence >= threshold]
+    by_view = confident.groupby([*POINT_COLUMNS, "attacker"], sort=False)
+    views = pd.DataFrame({"faces": by_view.face_id.count(),
+                          **{f"mean_cos_{model}": by_view[f"cos_{model}"].mean() for model in models}})
+    # every point keeps its standard row, also where no face reaches the threshold
+    keys = pd.concat([summary[POINT_COLUMNS].assign(attacker="standard"),
+                      views.index.to_frame(index=False)]).drop_duplicates()
+    table = (keys.merge(summary, on=POINT_COLUMNS).merge(views.reset_index(), on=[*POINT_COLUMNS, "attacker"], how="left")
+             .assign(standard_last=lambda t: t.attacker != "standard")
+             .sort_values(["order", "standard_last"], kind="stable").drop(columns=["order", "standard_last"]))
+    table["faces"] = table["faces"].fillna(0).astype(int)
+    table.insert(0, "threshold", threshold)
+    return table.reset_index(drop=True)
 
 
 def to_markdown(table: pd.DataFrame, digits: int = 3) -> str:

@@ -1,31 +1,34 @@
-# One rule per configured codec entry (its bitstream extension and threads differ): each job
-# encodes one image at one quality into a bitstream file and decodes that file back.
-# De-identification codecs also read the image's face boxes; k-Same reads the gallery of original
-# face crops.
+# One rule per configured codec entry (bitstream type, threads, conda env and GPU use differ): each
+# job codes one shard at one quality, building the codec once (a learned codec loads its model once),
+# into a folder of bitstream files (plus coding.csv: bytes, bpp, estimated bpp, seconds) and a folder
+# of the PNGs decoded from those files. De-identification codecs also read the shard's face boxes;
+# k-Same reads the gallery of original face crops.
 
 for entry in config["codecs"]:
+    codec = CODECS[entry["label"]]
 
     rule:
         name:
             f"code_{entry['label'].replace('-', '_').replace('.', '_')}"
         input:
-            image=lambda w: image_version("original", w.image),
+            images=f"{RESULTS}/images/shard-{{shard}}",
             **codec_face_inputs(entry),
         output:
-            bitstream=f"{RESULTS}/bitstreams/{entry['label']}/{{quality}}/{{image}}.{CODEC_EXTENSIONS[entry['label']]}",
-            decoded=f"{RESULTS}/decoded/{entry['label']}/{{quality}}/{{image}}.png",
+            bitstreams=directory(f"{RESULTS}/bitstreams/{entry['label']}/{{quality}}/shard-{{shard}}"),
+            decoded=directory(f"{RESULTS}/decoded/{entry['label']}/{{quality}}/shard-{{shard}}"),
         params:
             codec=entry["codec"],
             options=entry.get("options", {}),
         threads: entry["threads"]
         resources:
-            mem_mb=2000,
-            runtime=60,
+            mem_mb=6000 if codec.uses_gpu else 2000,
+            runtime=240,
+            gpu=GPU_PER_MODEL_JOB if codec.uses_gpu else 0,
         conda:
-            "../../envs/codecs.yaml"
+            f"../../envs/{codec.conda_env}.yaml"
         log:
-            f"{RESULTS}/logs/code/{entry['label']}/{{quality}}/{{image}}.log",
+            f"{RESULTS}/logs/code/{entry['label']}/{{quality}}/shard-{{shard}}.log",
         benchmark:
-            f"{RESULTS}/benchmarks/code/{entry['label']}/{{quality}}/{{image}}.tsv"
+            f"{RESULTS}/benchmarks/code/{entry['label']}/{{quality}}/shard-{{shard}}.tsv"
         script:
-            "../../scripts/code_image.py"
+            "../../scripts/code_shard.py"

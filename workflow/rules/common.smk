@@ -2,13 +2,11 @@
 # configuration is refused (with the offending key named) before any job runs.
 import os
 import sys
-from pathlib import Path
 
-from icm_privacy.config import available_codecs, codec_points, validate_config
+from icm_privacy.config import available_codecs, codec_points, cross_resolution_points, validate_config
 from icm_privacy.datasets import list_images, shard_of
 from icm_privacy.detection_metrics import skip_reason
 from icm_privacy.codecs import make_codec
-from icm_privacy.stages import accepted_images
 from icm_privacy.weights import MANIFEST
 
 validate_config(config)
@@ -43,53 +41,37 @@ wildcard_constraints:
     shard=r"\d+",
     quality=r"[0-9.]+",
     point=r"original|[A-Za-z0-9][A-Za-z0-9_.-]*/[0-9.]+",
-    image=r"[^/]+",
+    label=r"[A-Za-z0-9][A-Za-z0-9_.-]*",
+    # what embed_faces embeds: the originals, a codec point's crops, or a cross-resolution view
+    version=r"original|[A-Za-z0-9][A-Za-z0-9_.-]*/[0-9.]+(/reduced|/reduced-original)?",
 
 
 def shard_sources(shard):
     return {i: str(path) for i, path in IMAGES.items() if shard_of(i, len(SHARDS)) == int(shard)}
 
 
-def shard_folder(shard):
-    """The prepared images of a shard (a checkpoint: which images were accepted is known after it)."""
-    return checkpoints.prepare_images.get(shard=shard).output[0]
-
-
-def shard_images(shard):
-    return accepted_images(Path(shard_folder(shard)) / "manifest.csv")
-
-
-def image_version(point, image):
-    """The image a face crop is taken from: the prepared original, or a codec point's decoded image."""
+def shard_version(point, shard):
+    """A folder of one shard's images: the prepared originals, or a codec point's decoded images."""
     if point == "original":
-        return f"{RESULTS}/images/shard-{shard_of(image, len(SHARDS))}/{image}.png"
-    return f"{RESULTS}/decoded/{point}/{image}.png"
+        return f"{RESULTS}/images/shard-{shard}"
+    return f"{RESULTS}/decoded/{point}/shard-{shard}"
 
 
-def bitstream(point, image):
-    label = point.split("/")[0]
-    return f"{RESULTS}/bitstreams/{point}/{image}.{CODEC_EXTENSIONS[label]}"
-
-
-CODEC_EXTENSIONS = {  # an instance's: wrapping codecs write their inner codec's bitstream
-    entry["label"]: make_codec(entry["codec"], **entry.get("options", {})).extension for entry in config["codecs"]
-}
+CODECS = {entry["label"]: make_codec(entry["codec"], **entry.get("options", {})) for entry in config["codecs"]}
 POINT_PATHS = [f"{p.label}/{p.quality_text}" for p in POINTS]
+# Downscale points the cross-resolution attacker also matches, at the reduced resolution.
+REDUCED_POINTS = [f"{p.label}/{p.quality_text}" for p in cross_resolution_points(config)]
+REDUCED_OPTIONS = {f"{p.label}/{p.quality_text}": p.options for p in cross_resolution_points(config)}
 
 
 def codec_face_inputs(entry):
     """Extra inputs of a codec entry: face boxes for de-identification, the crop gallery for k-Same."""
-    codec = make_codec(entry["codec"], **entry.get("options", {}))
     inputs = {}
-    if codec.needs_faces:
-        inputs["faces"] = lambda w: f"{RESULTS}/faces/shard-{shard_of(w.image, len(SHARDS))}.csv"
+    if CODECS[entry["label"]].needs_faces:
+        inputs["faces"] = f"{RESULTS}/faces/shard-{{shard}}.csv"
     if entry["codec"] == "k-same-pixel":
         inputs["gallery"] = expand(f"{RESULTS}/crops/original/shard-{{shard}}.npz", shard=SHARDS)
     return inputs
-
-
-def all_accepted_images():
-    return [image for shard in SHARDS for image in shard_images(shard)]
 
 
 def final_outputs(wildcards):

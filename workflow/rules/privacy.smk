@@ -17,6 +17,7 @@ rule privacy_metrics:
         thresholds=config["faces"]["thresholds"],
         dataset=config["dataset"],
         settings=config["privacy"],
+        reduced_points=REDUCED_POINTS,
     log:
         f"{RESULTS}/logs/privacy_metrics.log",
     benchmark:

@@ -5,12 +5,18 @@
 rule tabulate:
     localrule: True
     input:
-        shards=lambda w: [shard_folder(s) for s in SHARDS],
+        shards=expand(f"{RESULTS}/images/shard-{{shard}}", shard=SHARDS),
         faces=expand(f"{RESULTS}/faces/shard-{{shard}}.csv", shard=SHARDS),
-        bitstreams=lambda w: [bitstream(p, i) for p in POINT_PATHS for i in all_accepted_images()],
+        bitstreams=expand(f"{RESULTS}/bitstreams/{{point}}/shard-{{shard}}", point=POINT_PATHS, shard=SHARDS),
         embeddings=expand(
             f"{RESULTS}/embeddings/{{point}}/shard-{{shard}}.npz",
             point=["original", *POINT_PATHS],
+            shard=SHARDS,
+        ),
+        reduced_embeddings=expand(
+            f"{RESULTS}/embeddings/{{point}}/{{view}}/shard-{{shard}}.npz",
+            point=REDUCED_POINTS,
+            view=["reduced", "reduced-original"],
             shard=SHARDS,
         ),
     output:
@@ -19,9 +25,9 @@ rule tabulate:
         manifest=f"{RESULTS}/tables/images.csv",
     params:
         models=MODELS,
-        points=POINT_PATHS,
+        coded_folders={p: expand(f"{RESULTS}/bitstreams/{p}/shard-{{shard}}", shard=SHARDS) for p in POINT_PATHS},
         results=RESULTS,
-        bitstream_extensions=CODEC_EXTENSIONS,
+        reduced_points=REDUCED_POINTS,
     log:
         f"{RESULTS}/logs/tabulate.log",
     benchmark:

@@ -55,6 +55,10 @@ class Codec(ABC):
     # De-identification codecs (deidentify.py) change the pixels inside the face boxes found on the
     # original; code() must then be given those boxes, and passes them to encode() as `faces=`.
     needs_faces: bool = False
+    # How the workflow schedules this codec's jobs: the conda env (envs/<name>.yaml) and whether a
+    # job can use a GPU (learned codecs); standard codecs run their CPU encoders.
+    conda_env: str = "codecs"
+    uses_gpu: bool = False
 
     @abstractmethod
     def encode(self, rgb: np.ndarray, quality: float, bitstream_path: Path) -> None:
@@ -63,6 +67,11 @@ class Codec(ABC):
     @abstractmethod
     def decode(self, bitstream_path: Path, width: int, height: int) -> np.ndarray:
         """Read `bitstream_path` alone and return the HxWx3 uint8 RGB reconstruction."""
+
+    def estimated_bpp(self, rgb: np.ndarray, quality: float) -> float | None:
+        """The rate a model's likelihoods predict without entropy coding (learned codecs; papers
+        often report it); None for codecs that have no such estimate."""
+        return None
 
     def code(
         self, rgb: np.ndarray, quality: float, bitstream_path: Path, decoded_path: Path, image_name: str,

@@ -30,7 +30,7 @@ import functools
 import glob
 import socket
 import struct
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -170,6 +170,8 @@ class LearnedCodec(Codec):
     """
 
     extension = "lic"
+    conda_env = "learned"
+    uses_gpu = True
     padding_multiple: int
 
     def __init__(self, checkpoint: str | Mapping | None = None, device: str = "auto",
@@ -478,33 +480,3 @@ class Cheng2020Attention(ZooCodec):
 
 LEARNED_CODECS = (SaIcm, Bmshj2018Factorized, Bmshj2018Hyperprior, Mbt2018Mean, Mbt2018, Cheng2020Anchor,
                   Cheng2020Attention)
-
-
-@dataclass(frozen=True)
-class LearnedCodingRecord:
-    image: str
-    bitstream_bytes: int
-    bpp: float  # from the file's bytes, header included
-    estimated_bpp: float | None  # from the model's likelihoods
-    encode_seconds: float
-    decode_seconds: float
-
-
-def code_shard(
-    codec: LearnedCodec, quality: float, items: Iterable[tuple[np.ndarray, Path, Path]], estimate_bpp: bool = True
-) -> list[LearnedCodingRecord]:
-    """Code a shard's images with one loaded model: each (rgb, bitstream_path, decoded_path) is encoded
-    to its file, decoded from that file and written as PNG.
-
-    Images go through the model one at a time (sizes differ, and TCM's compress takes a batch of one);
-    the gain of a shard job is that the model is loaded once, before the first timing starts.
-    """
-    codec.model(quality)
-    records = []
-    for rgb, bitstream_path, decoded_path in items:
-        image = Path(bitstream_path).stem
-        result = codec.code(rgb, quality, Path(bitstream_path), Path(decoded_path), image)
-        estimated = codec.estimated_bpp(rgb, quality) if estimate_bpp else None
-        records.append(LearnedCodingRecord(image, result.bitstream_bytes, result.bpp, estimated,
-                                           result.encode_seconds, result.decode_seconds))
-    return records
