@@ -18,6 +18,8 @@ from packaging.specifiers import SpecifierSet
 from packaging.utils import canonicalize_name
 from packaging.version import Version
 
+from icm_privacy.codecs import CODECS
+
 ROOT = Path(__file__).resolve().parents[1]
 SRC = ROOT / "src"
 ENV_FILES = sorted((ROOT / "envs").glob("*.yaml"))
@@ -221,6 +223,20 @@ def test_env_provides_what_its_rule_script_imports_at_start(rule):
     missing = {module: by_module.get(module, ["?"]) for module in third_party_imports(rule["script"])
                if not provided & {canonicalize_name(name) for name in by_module.get(module, [])}}
     assert not missing, f"{rule['conda'].name} lacks what {rule['name']}'s script imports: {missing}"
+
+
+@pytest.mark.parametrize("name", sorted(CODECS))
+def test_each_codecs_rule_env_exists_and_provides_what_coding_imports(name):
+    # codecs.smk builds one rule per codec entry, naming envs/<Codec.conda_env>.yaml; the rule
+    # parser above does not see those generated rules, so each codec is checked here.
+    codec = CODECS[name]
+    env_file = ROOT / "envs" / f"{codec.conda_env}.yaml"
+    assert env_file.is_file(), f"codec {name}: {env_file} does not exist"
+    test_env_provides_what_its_rule_script_imports_at_start(
+        {"name": f"code_{name}", "conda": env_file, "script": ROOT / "scripts" / "code_shard.py"})
+    if codec.uses_gpu:  # model codecs import their framework inside the functions that need it
+        provided = distribution_closure([req.name for req in pip_requirements(load_env(env_file))])
+        assert {"torch", "compressai"} <= provided, f"codec {name}: {env_file.name} lacks torch or compressai"
 
 
 def test_scripts_in_conda_envs_import_the_project_from_the_checkout():

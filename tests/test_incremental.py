@@ -74,7 +74,7 @@ def test_adding_a_qp_schedules_only_the_new_point_and_the_aggregation(tmp_path):
     assert Counter({job: n for job, n in second.items() if job[0] in PER_ITEM_RULES}) == Counter({
         ("code_vvc", "quality=37, shard=0"): 1,
         ("crop_faces", "point=vvc/37, shard=0"): 1,
-        ("embed_faces", "point=vvc/37, shard=0"): 1,
+        ("embed_faces", "version=vvc/37, shard=0"): 1,
     })
     # The rest is aggregation over all points (tables, figures, `all`): jobs the first run also
     # had, downloads excluded, among them the tables and the rate-similarity curves.

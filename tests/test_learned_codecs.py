@@ -7,13 +7,18 @@ trained weights would, while the decoded pixels mean nothing.
 from __future__ import annotations
 
 import collections
+import re
+import subprocess
+import sys
 import urllib.error
 
 import numpy as np
 import pandas as pd
 import pytest
 import torch
+import yaml
 
+from conftest import REPO
 from icm_privacy.codecs import CODECS, CodecError, CodecUnavailable, bits_per_pixel, make_codec
 from icm_privacy.codecs.learned import Bitstream, read_bitstream, write_bitstream
 from icm_privacy.images import read_png, read_rgb8, write_png
@@ -206,3 +211,50 @@ def test_zoo_quality_outside_the_zoo_is_refused():
     codec = make_codec("cheng2020-anchor", random_init=True, device="cpu")
     with pytest.raises(CodecError, match=r"quality 7 is not one of the zoo's \[1, 2, 3, 4, 5, 6\]"):
         codec.model(7)
+
+
+@pytest.mark.integration
+def test_learned_codec_runs_through_the_workflow_with_one_job_per_shard(tmp_path, coco_persons):
+    """A learned codec entry in a real run (random weights: the coding path, not the image quality):
+    one code job per (quality, shard), bitstream files that decode to the published PNGs, the file
+    rate and the likelihood estimate in the tables; with gpu: true the job asks for a GPU."""
+    images = tmp_path / "images"
+    images.mkdir()
+    for image_id in ("000000000790", "000000109313"):
+        (images / f"{image_id}.jpg").symlink_to(coco_persons / "images" / f"{image_id}.jpg")
+    results = tmp_path / "results"
+    config = {
+        "results": str(results), "dataset": {"kind": "folder", "images": str(images)},
+        "codecs": [{"codec": "bmshj2018-factorized", "qualities": [1, 4],
+                    "options": {"random_init": True, "device": "cpu"}}],
+        "faces": {"models": ["SFace"], "thresholds": [0.95]},
+        "weights": {"deepface_home": str(tmp_path / "deepface"), "cache": str(REPO / "resources" / "cache")},
+        "privacy": {"n_resamples": 10},
+    }
+    config_path = tmp_path / "config.yaml"
+    config_path.write_text(yaml.safe_dump(config))
+    command = [sys.executable, "-m", "snakemake", "-s", "Snakefile", "--configfile", str(config_path),
+               "--replace-workflow-config", "--cores", "2"]
+    run = subprocess.run(command, cwd=REPO, capture_output=True, text=True, timeout=900)
+    assert run.returncode == 0, (run.stdout + run.stderr)[-4000:]
+    assert len(re.findall(r"^(?:local)?rule code_bmshj2018_factorized:$", run.stdout + run.stderr, re.MULTILINE)) == 2
+
+    codec = make_codec("bmshj2018-factorized", random_init=True, device="cpu")
+    rates = pd.read_csv(results / "tables" / "rates.csv", dtype={"image": str, "quality": str})
+    assert len(rates) == 4
+    for row in rates.itertuples():
+        bitstream = results / "bitstreams" / "bmshj2018-factorized" / row.quality / "shard-0" / f"{row.image}.lic"
+        decoded = read_png(results / "decoded" / "bmshj2018-factorized" / row.quality / "shard-0" / f"{row.image}.png")
+        assert np.array_equal(codec.decode(bitstream, row.width, row.height), decoded)
+        assert row.bytes == bitstream.stat().st_size and row.bpp == 8 * row.bytes / (row.width * row.height)
+        assert 0 < row.estimated_bpp < row.bpp  # the estimate leaves out the container and coder overhead
+    table = pd.read_csv(results / "tables" / "table1_conf0.950.csv", dtype={"quality": str}).set_index("quality")
+    # random weights are the same at every quality, so only the bookkeeping is checked here
+    assert table.bpp_estimated.to_dict() == pytest.approx(rates.groupby("quality").estimated_bpp.mean().to_dict())
+    assert (table.bpp_estimated < table.bpp_mean).all()
+
+    config_path.write_text(yaml.safe_dump({**config, "gpu": True}))
+    dry_run = subprocess.run([*command, "--dry-run", "--forceall"], cwd=REPO, capture_output=True, text=True, timeout=300)
+    assert dry_run.returncode == 0, dry_run.stderr[-3000:]
+    code_jobs = re.findall(r"^(?:local)?rule code_bmshj2018_factorized:$.*?^\s+resources: (.*)$", dry_run.stdout, re.M | re.S)
+    assert code_jobs and all("gpu=1" in resources for resources in code_jobs), code_jobs

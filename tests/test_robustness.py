@@ -227,8 +227,8 @@ def test_exif_rotated_photo_is_detected_and_cropped_on_the_same_upright_pixels(t
     prepared = tmp_path / "images" / "sideways.png"
     assert np.array_equal(read_png(prepared), upright)
     faces_csv, crops_npz = tmp_path / "faces.csv", tmp_path / "crops.npz"
-    stages.detect_faces({"sideways": str(prepared)}, str(faces_csv))
-    stages.crop_faces(str(faces_csv), {"sideways": str(prepared)}, str(crops_npz), 0.95)
+    stages.detect_faces(str(tmp_path / "images"), str(faces_csv))
+    stages.crop_faces(str(faces_csv), str(tmp_path / "images"), str(crops_npz), 0.95)
 
     faces = pd.read_csv(faces_csv)
     faces = faces[faces.confidence >= 0.95]
@@ -288,9 +288,8 @@ def test_tiny_and_odd_sized_images_round_trip_through_every_standard_codec(tmp_p
 
 def test_image_without_faces_contributes_no_face_rows(tmp_path, no_face_photo, detector):
     stages.prepare_images({"coffee": str(no_face_photo)}, str(tmp_path / "images"))
-    paths = {"coffee": str(tmp_path / "images" / "coffee.png")}
-    stages.detect_faces(paths, str(tmp_path / "faces.csv"))
-    stages.crop_faces(str(tmp_path / "faces.csv"), paths, str(tmp_path / "crops.npz"), 0.9)
+    stages.detect_faces(str(tmp_path / "images"), str(tmp_path / "faces.csv"))
+    stages.crop_faces(str(tmp_path / "faces.csv"), str(tmp_path / "images"), str(tmp_path / "crops.npz"), 0.9)
     stages.embed_faces(str(tmp_path / "crops.npz"), str(tmp_path / "embeddings.npz"), ["SFace"], 8)
     faces = pd.read_csv(tmp_path / "faces.csv")
     assert len(faces) == 0 and "face_id" in faces.columns

@@ -209,7 +209,7 @@ def tabulate(shard_folders: list[str], faces_csvs: list[str], coded_folders: dic
     for point, folders in coded_folders.items():
         codec, quality = point.split("/")
         for folder in folders:
-            coding = pd.read_csv(Path(folder) / "coding.csv", dtype={"image": str})
+            coding = pd.read_csv(Path(folder) / "coding.csv", dtype={"image": str, "bitstream": str})
             coded.append(pd.DataFrame({"codec": codec, "quality": quality, "image": coding.image,
                                        "path": [str(Path(folder) / name) for name in coding.bitstream],
                                        "estimated_bpp": coding.estimated_bpp}))

@@ -5,7 +5,7 @@
 # k-Same reads the gallery of original face crops.
 
 for entry in config["codecs"]:
-    codec = CODECS[entry["label"]]
+    codec = CODEC_BY_LABEL[entry["label"]]
 
     rule:
         name:

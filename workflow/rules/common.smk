@@ -57,7 +57,7 @@ def shard_version(point, shard):
     return f"{RESULTS}/decoded/{point}/shard-{shard}"
 
 
-CODECS = {entry["label"]: make_codec(entry["codec"], **entry.get("options", {})) for entry in config["codecs"]}
+CODEC_BY_LABEL = {entry["label"]: make_codec(entry["codec"], **entry.get("options", {})) for entry in config["codecs"]}
 POINT_PATHS = [f"{p.label}/{p.quality_text}" for p in POINTS]
 # Downscale points the cross-resolution attacker also matches, at the reduced resolution.
 REDUCED_POINTS = [f"{p.label}/{p.quality_text}" for p in cross_resolution_points(config)]
@@ -67,7 +67,7 @@ REDUCED_OPTIONS = {f"{p.label}/{p.quality_text}": p.options for p in cross_resol
 def codec_face_inputs(entry):
     """Extra inputs of a codec entry: face boxes for de-identification, the crop gallery for k-Same."""
     inputs = {}
-    if CODECS[entry["label"]].needs_faces:
+    if CODEC_BY_LABEL[entry["label"]].needs_faces:
         inputs["faces"] = f"{RESULTS}/faces/shard-{{shard}}.csv"
     if entry["codec"] == "k-same-pixel":
         inputs["gallery"] = expand(f"{RESULTS}/crops/original/shard-{{shard}}.npz", shard=SHARDS)
