@@ -42,7 +42,7 @@ SECTIONS = ["stages", "embedding", "dag", "overhead", "projection"]
 TARGETS = {
     "embedding speed-up over naive verify": ">= 10x",
     "embedding per face vs bare forward": "<= 2x",
-    "DAG dry run, after checkpoint": "<= 30 s",
+    "DAG dry run": "<= 30 s",
     "orchestration overhead": "<= 10 %",
 }
 
@@ -119,11 +119,21 @@ def stage_items(results: Path, stage: str, job: str) -> tuple[str, int]:
     return "jobs", 1
 
 
+def coding_seconds(results: Path, job: str) -> float:
+    """Encode plus decode seconds of one code job's images, as the job timed them."""
+    coding = pd.read_csv(results / "bitstreams" / job / "coding.csv")
+    return float((coding.encode_seconds + coding.decode_seconds).sum())
+
+
 def stage_section(results: Path) -> tuple[list[dict], pd.DataFrame]:
     benchmarks = read_benchmarks(results)
     if benchmarks.empty:
         raise SystemExit(f"{results}/benchmarks holds no benchmark files: run the workflow first")
     benchmarks[["unit", "items"]] = [stage_items(results, row.stage, row.job) for row in benchmarks.itertuples()]
+    # Snakemake samples a job's CPU time now and then and misses ffmpeg children that live a few
+    # seconds; code jobs time each encoder and decoder call themselves (coding.csv; one thread each).
+    coding = benchmarks.stage.str.startswith("code ")
+    benchmarks.loc[coding, "cpu_s"] = [coding_seconds(results, job) for job in benchmarks.job[coding]]
     rows = []
     for stage, jobs in benchmarks.groupby("stage", sort=False):
         items = int(jobs["items"].sum())

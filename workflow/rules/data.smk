@@ -9,6 +9,8 @@ rule demo_photo:
         "resources/demo/{name}",
     log:
         "resources/demo/logs/{name}.log",
+    benchmark:
+        "resources/demo/benchmarks/{name}.tsv"
     params:
         cache=config["weights"]["cache"],
     script:

@@ -38,6 +38,8 @@ rule detection_accuracy:
         dataset=config["dataset"],
     log:
         f"{RESULTS}/logs/detection_accuracy.log",
+    benchmark:
+        f"{RESULTS}/benchmarks/detection_accuracy.tsv"
     conda:
         "../../envs/detection.yaml"
     script:
@@ -53,6 +55,8 @@ rule plot_rate_accuracy:
         pdf=f"{RESULTS}/figures/rate_detection.pdf",
     log:
         f"{RESULTS}/logs/plot_rate_accuracy.log",
+    benchmark:
+        f"{RESULTS}/benchmarks/plot_rate_accuracy.tsv"
     conda:
         "../../envs/results.yaml"
     script:

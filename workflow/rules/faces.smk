@@ -82,6 +82,8 @@ rule provision_weights:
         cache=config["weights"]["cache"],
     log:
         f"{RESULTS}/logs/provision_weights/{{weights_file}}.log",
+    benchmark:
+        f"{RESULTS}/benchmarks/provision_weights/{{weights_file}}.tsv"
     conda:
         "../../envs/faces.yaml"
     script:

@@ -39,6 +39,8 @@ rule plot_privacy:
         metric="reid_published|rank1|mean_cosine",
     log:
         f"{RESULTS}/logs/plot_privacy/{{metric}}_conf{{t}}.log",
+    benchmark:
+        f"{RESULTS}/benchmarks/plot_privacy/{{metric}}_conf{{t}}.tsv"
     conda:
         "../../envs/results.yaml"
     script:
@@ -60,6 +62,8 @@ rule plot_example_faces:
         faces_shown=config["privacy"]["example_faces"],
     log:
         f"{RESULTS}/logs/plot_example_faces.log",
+    benchmark:
+        f"{RESULTS}/benchmarks/plot_example_faces.tsv"
     conda:
         "../../envs/results.yaml"
     script:

@@ -53,6 +53,8 @@ rule summarise:
         thresholds=config["faces"]["thresholds"],
     log:
         f"{RESULTS}/logs/summarise.log",
+    benchmark:
+        f"{RESULTS}/benchmarks/summarise.tsv"
     conda:
         "../../envs/results.yaml"
     script:
@@ -67,6 +69,8 @@ rule record_config:
         config=config,
     log:
         f"{RESULTS}/logs/record_config.log",
+    benchmark:
+        f"{RESULTS}/benchmarks/record_config.tsv"
     script:
         "../../scripts/record_config.py"
 
@@ -82,6 +86,8 @@ rule plot_rate_similarity:
         models=MODELS,
     log:
         f"{RESULTS}/logs/plot_rate_similarity/conf{{t}}.log",
+    benchmark:
+        f"{RESULTS}/benchmarks/plot_rate_similarity/conf{{t}}.tsv"
     conda:
         "../../envs/results.yaml"
     script:
