@@ -151,6 +151,7 @@ def load_crops(results: Path) -> tuple[list[str], dict[str, list[dict[str, np.nd
     """Codec points (original first) -> per shard, face id -> RGB crop; only faces every point has."""
     crop_root = results / "crops"
     points = sorted({str(path.parent.relative_to(crop_root)) for path in crop_root.rglob("shard-*.npz")})
+    points = [point for point in points if point.count("/") <= 1]  # not the cross-resolution views
     if "original" not in points:
         raise SystemExit(f"{crop_root} has no original crops: run the workflow first")
     points.remove("original")
