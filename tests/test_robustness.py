@@ -440,8 +440,8 @@ def test_vtm_without_binaries_is_skipped_before_any_job_saying_what_to_set(tmp_p
     config = validate_config({"dataset": {"kind": "demo"}, "codecs": [
         {"codec": "vtm", "qualities": [37], "options": {"encoder": str(tmp_path / "EncoderApp")}},
         {"codec": "vvc", "qualities": [37]}]})
-    available, skipped = available_codecs(config)
-    assert [entry["codec"] for entry in available] == ["vvc"]
+    available, codecs, skipped = available_codecs(config)
+    assert [entry["codec"] for entry in available] == ["vvc"] and list(codecs) == ["vvc"]
     assert len(skipped) == 1 and "codec entry 'vtm' is skipped" in skipped[0], skipped
     assert str(tmp_path / "EncoderApp") in skipped[0] and "options.encoder/decoder/config" in skipped[0]
 

@@ -13,7 +13,7 @@ from pathlib import Path
 import jsonschema
 import yaml
 
-from .codecs import CODECS, CodecError, CodecUnavailable, make_codec
+from .codecs import CODECS, Codec, CodecError, CodecUnavailable, make_codec
 
 SCHEMA_PATH = Path(__file__).resolve().parents[2] / "workflow" / "schemas" / "config.schema.yaml"
 
@@ -123,21 +123,22 @@ def load_config(path: str | Path) -> dict:
     return validate_config(yaml.safe_load(path.read_text()) or {})
 
 
-def available_codecs(config: dict) -> tuple[list[dict], list[str]]:
-    """The codec entries that can run here, and a message for each one that cannot.
+def available_codecs(config: dict) -> tuple[list[dict], dict[str, Codec], list[str]]:
+    """The codec entries that can run here, their codecs by label, and a message for each entry that cannot.
 
     A codec that needs something the machine lacks (VTM binaries, learned-codec weights) is skipped
     with the reason instead of failing in every one of its jobs.
     """
-    available, skipped = [], []
+    available, codecs, skipped = [], {}, []
     for entry in config["codecs"]:
         try:
-            make_codec(entry["codec"], **entry.get("options", {}), threads=entry.get("threads", 1))
+            codecs[entry["label"]] = make_codec(entry["codec"], **entry.get("options", {}),
+                                                threads=entry.get("threads", 1))
         except CodecUnavailable as reason:
             skipped.append(f"codec entry {entry['label']!r} is skipped: {reason}")
         else:
             available.append(entry)
-    return available, skipped
+    return available, codecs, skipped
 
 
 def cross_resolution_points(config: dict) -> list[CodecPoint]:

@@ -11,6 +11,7 @@ import pandas as pd
 from matplotlib.figure import Figure
 
 from .files import atomic_path
+from .tables import STANDARD_ATTACKER
 
 
 def save_figure(figure: Figure, png_path: str | os.PathLike, pdf_path: str | os.PathLike) -> None:
@@ -24,7 +25,7 @@ def curve_labels(table: pd.DataFrame) -> pd.Series:
     """One curve per codec, and one more per other attacker where a table has attacker rows."""
     labels = table["codec"].astype(str)
     if "attacker" in table:
-        other = table["attacker"] != "standard"
+        other = table["attacker"] != STANDARD_ATTACKER
         labels = labels.where(~other, labels + " (" + table["attacker"].astype(str) + " attacker)")
     return labels
 

@@ -17,12 +17,11 @@ import pandas as pd
 
 from .files import atomic_path
 from .images import ImageError, read_png, read_rgb8, write_png
+from .tables import CROSS_RESOLUTION, STANDARD_ATTACKER
 
 log = logging.getLogger("icm_privacy")
 
 MANIFEST_COLUMNS = ["image", "source", "width", "height", "status", "reason"]
-STANDARD_ATTACKER = "standard"  # original crop vs the same box of the full-size decoded image
-CROSS_RESOLUTION = "cross-resolution"  # at the reduced resolution: see crop_faces_reduced
 
 
 @contextlib.contextmanager

@@ -15,6 +15,9 @@ from .codecs.base import bits_per_pixel
 from .embeddings import cosine_similarity
 
 POINT_COLUMNS = ["codec", "quality"]
+# Who matches a decoded face against its original (the `attacker` column of faces.csv, Table 1, privacy.csv).
+STANDARD_ATTACKER = "standard"  # original crop vs the same box of the full-size decoded image
+CROSS_RESOLUTION = "cross-resolution"  # decode before upsampling vs the original shrunk the same way
 
 
 def rates_table(manifest: pd.DataFrame, bitstreams: pd.DataFrame) -> pd.DataFrame:
@@ -71,17 +74,17 @@ def table1(rates: pd.DataFrame, face_table: pd.DataFrame, models: list[str], thr
         summary["bpp_estimated"] = by_point.estimated_bpp.mean()
     summary = summary.reset_index()
     summary["order"] = range(len(summary))
-    faces = face_table if "attacker" in face_table else face_table.assign(attacker="standard")
+    faces = face_table if "attacker" in face_table else face_table.assign(attacker=STANDARD_ATTACKER)
     confident = faces[faces.confidence >= threshold]
     by_view = confident.groupby([*POINT_COLUMNS, "attacker"], sort=False)
     views = pd.DataFrame({"faces": by_view.face_id.count(),
                           **{f"mean_cos_{model}": by_view[f"cos_{model}"].mean() for model in models}})
     # every point keeps its standard row, also where no face reaches the threshold
-    keys = pd.concat([summary[POINT_COLUMNS].assign(attacker="standard"),
+    keys = pd.concat([summary[POINT_COLUMNS].assign(attacker=STANDARD_ATTACKER),
                       views.index.to_frame(index=False)]).drop_duplicates()
     table = (keys.merge(summary, on=POINT_COLUMNS).merge(views.reset_index(), on=[*POINT_COLUMNS, "attacker"], how="left")
-             .assign(standard_last=lambda t: t.attacker != "standard")
-             .sort_values(["order", "standard_last"], kind="stable").drop(columns=["order", "standard_last"]))
+             .assign(other_attacker=lambda t: t.attacker != STANDARD_ATTACKER)
+             .sort_values(["order", "other_attacker"], kind="stable").drop(columns=["order", "other_attacker"]))
     table["faces"] = table["faces"].fillna(0).astype(int)
     table.insert(0, "threshold", threshold)
     return table.reset_index(drop=True)

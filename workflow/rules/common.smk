@@ -6,11 +6,10 @@ import sys
 from icm_privacy.config import available_codecs, codec_points, cross_resolution_points, validate_config
 from icm_privacy.datasets import list_images, shard_of
 from icm_privacy.detection_metrics import skip_reason
-from icm_privacy.codecs import make_codec
 from icm_privacy.weights import MANIFEST
 
 validate_config(config)
-config["codecs"], SKIPPED_CODECS = available_codecs(config)
+config["codecs"], CODEC_BY_LABEL, SKIPPED_CODECS = available_codecs(config)
 for message in SKIPPED_CODECS:
     print(f"icm-privacy: {message}", file=sys.stderr)
 
@@ -57,11 +56,10 @@ def shard_version(point, shard):
     return f"{RESULTS}/decoded/{point}/shard-{shard}"
 
 
-CODEC_BY_LABEL = {entry["label"]: make_codec(entry["codec"], **entry.get("options", {})) for entry in config["codecs"]}
 POINT_PATHS = [f"{p.label}/{p.quality_text}" for p in POINTS]
 # Downscale points the cross-resolution attacker also matches, at the reduced resolution.
-REDUCED_POINTS = [f"{p.label}/{p.quality_text}" for p in cross_resolution_points(config)]
 REDUCED_OPTIONS = {f"{p.label}/{p.quality_text}": p.options for p in cross_resolution_points(config)}
+REDUCED_POINTS = list(REDUCED_OPTIONS)
 
 
 def codec_face_inputs(entry):
