@@ -2,4 +2,5 @@
 from icm_privacy.stages import detect_faces, logged
 
 with logged(snakemake.log[0]):
-    detect_faces(snakemake.input[0], snakemake.output[0], snakemake.params.detector)
+    detect_faces(snakemake.input[0], snakemake.output[0], snakemake.params.detector,
+                 snakemake.params.deepface_home)

@@ -2,7 +2,7 @@
 from icm_privacy.stages import identity_labels, logged, privacy_metrics
 
 with logged(snakemake.log[0]):
-    privacy_metrics(snakemake.input.faces, snakemake.input.rates, snakemake.params.results,
+    privacy_metrics(snakemake.input.faces, snakemake.input.rates, snakemake.params.embedding_files,
                     snakemake.params.points, snakemake.params.models, snakemake.params.thresholds,
                     identity_labels(snakemake.params.dataset), snakemake.params.settings,
                     snakemake.params.reduced_points, snakemake.output)

@@ -1,6 +1,7 @@
-"""The conda envs the rules name: present, pinned, in agreement with what the tests run with, and
-complete for the imports their rules' scripts make. Conda itself is not needed: the files are
-checked against the packages installed in the test environment."""
+"""The lock and the conda envs the rules name: requirements.lock satisfies the project and is what the
+tests run with; every env is present, pinned to the lock's versions, and complete for the imports its
+rules' scripts make. Conda itself is not needed: the files are checked against the lock and against
+the packages installed in the test environment."""
 from __future__ import annotations
 
 import ast
@@ -123,23 +124,48 @@ def test_env_never_installs_the_project_from_a_relative_path(env_file):
     assert not [line for line in lines if line.startswith(("-e", ".", "/", "file:"))]
 
 
+def read_lock() -> dict[str, Version]:
+    """requirements.lock: canonical distribution name -> the one version it pins."""
+    lock = {}
+    for line in (ROOT / "requirements.lock").read_text().splitlines():
+        if line.strip() and not line.startswith("#"):
+            requirement = Requirement(line)
+            assert len(requirement.specifier) == 1 and next(iter(requirement.specifier)).operator == "==", (
+                f"requirements.lock: {line} is not pinned to one version")
+            lock[canonicalize_name(requirement.name)] = pinned_version(requirement)
+    return lock
+
+
+def test_lock_satisfies_every_constraint_of_the_project():
+    lock = read_lock()
+    assert lock["numpy"] < Version("2") and lock["torch"] == Version("2.13.0")
+    unmet = {name: f"{specifier} (lock: {lock.get(name)})" for name, specifier in project_specifiers().items()
+             if name not in lock or not specifier.contains(lock[name], prereleases=True)}
+    assert not unmet, f"requirements.lock does not satisfy pyproject.toml/constraints.txt: {unmet}"
+
+
+def test_installed_test_environment_is_exactly_the_lock():
+    # scripts/setup.sh installs from the lock alone: anything else here means the install drifted.
+    installed = {canonicalize_name(dist.metadata["Name"]): Version(dist.version)
+                 for dist in importlib.metadata.distributions()}
+    installed.pop("icm-privacy")
+    lock = read_lock()
+    # A local build label (torch 2.13.0+cpu here, the CUDA build from PyPI) is the same release.
+    differing = {name: f"installed {installed.get(name)}, locked {version}" for name, version in lock.items()
+                 if name not in installed or installed[name].public != version.public}
+    unlocked = sorted(set(installed) - set(lock))
+    assert not differing and not unlocked, f"differs from requirements.lock: {differing}; not in it: {unlocked}"
+
+
 @pytest.mark.parametrize("env_file", ENV_FILES, ids=lambda path: path.name)
-def test_env_pins_agree_with_the_project_and_the_installed_test_environment(env_file):
-    specifiers = project_specifiers()
-    assert specifiers["numpy"].contains("1.26.4") and not specifiers["numpy"].contains("2.0.0")
+def test_env_pins_come_from_the_lock(env_file):
+    lock = read_lock()
     for requirement in pip_requirements(load_env(env_file)):
         name = canonicalize_name(requirement.name)
-        version = pinned_version(requirement)
-        if name in specifiers:
-            assert specifiers[name].contains(version, prereleases=True), (
-                f"{env_file.name} pins {requirement}, the project asks for {name}{specifiers[name]}")
-        try:
-            installed = Version(importlib.metadata.version(requirement.name))
-        except importlib.metadata.PackageNotFoundError:
-            pytest.fail(f"{env_file.name} pins {requirement}, which the test environment does not install")
-        # A local build label (torch 2.13.0+cpu here, the CUDA build from PyPI) is the same release.
-        assert installed.public == version.public, (
-            f"{env_file.name} pins {requirement}; the tests run with {requirement.name} {installed}")
+        assert name in lock, f"{env_file.name} pins {requirement}, which requirements.lock does not hold"
+        assert pinned_version(requirement) == lock[name], (
+            f"{env_file.name} pins {requirement}, requirements.lock {name}=={lock[name]}: "
+            "run scripts/update_lock.py")
 
 
 def distribution_closure(names: list[str]) -> set[str]:

@@ -26,8 +26,7 @@ pytestmark = pytest.mark.integration
 
 
 def snakemake(config: Path, *options: str) -> str:
-    command = [sys.executable, "-m", "snakemake", "--workflow-profile", "workflow/profiles/default",
-               "--configfile", str(config), *options]
+    command = [sys.executable, "-m", "snakemake", "--configfile", str(config), *options]
     result = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=900)
     assert result.returncode == 0, (result.stdout + result.stderr)[-6000:]
     return result.stdout + result.stderr

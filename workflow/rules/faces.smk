@@ -10,6 +10,7 @@ rule detect_faces:
         f"{RESULTS}/faces/shard-{{shard}}.csv",
     params:
         detector=config["faces"]["detector"],
+        deepface_home=DEEPFACE_HOME,
     log:
         f"{RESULTS}/logs/detect_faces/shard-{{shard}}.log",
     benchmark:
@@ -99,6 +100,7 @@ rule embed_faces:
     params:
         models=MODELS,
         batch_size=config["faces"]["batch_size"],
+        deepface_home=DEEPFACE_HOME,
     log:
         f"{RESULTS}/logs/embed_faces/{{version}}/shard-{{shard}}.log",
     benchmark:

@@ -7,11 +7,12 @@ rule privacy_metrics:
     input:
         faces=f"{RESULTS}/tables/faces.csv",
         rates=f"{RESULTS}/tables/rates.csv",
+        embeddings=flattened(shard_files("embeddings", EMBEDDED_VERSIONS)),
     output:
         table=report(f"{RESULTS}/tables/privacy.csv", category="Tables"),
         differences=report(f"{RESULTS}/tables/privacy_bd.csv", category="Tables"),
     params:
-        results=RESULTS,
+        embedding_files=shard_files("embeddings", EMBEDDED_VERSIONS),
         points=POINT_PATHS,
         models=MODELS,
         thresholds=config["faces"]["thresholds"],
@@ -51,12 +52,12 @@ rule plot_example_faces:
     localrule: True
     input:
         faces=f"{RESULTS}/tables/faces.csv",
-        crops=expand(f"{RESULTS}/crops/{{point}}/shard-{{shard}}.npz", point=["original", *POINT_PATHS], shard=SHARDS),
+        crops=flattened(shard_files("crops", ["original", *POINT_PATHS])),
     output:
         png=report(f"{RESULTS}/figures/example_faces.png", category="Example faces"),
         pdf=f"{RESULTS}/figures/example_faces.pdf",
     params:
-        results=RESULTS,
+        crop_files=shard_files("crops", ["original", *POINT_PATHS]),
         points=POINT_PATHS,
         model=MODELS[0],
         faces_shown=config["privacy"]["example_faces"],

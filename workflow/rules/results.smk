@@ -8,17 +8,7 @@ rule tabulate:
         shards=expand(f"{RESULTS}/images/shard-{{shard}}", shard=SHARDS),
         faces=expand(f"{RESULTS}/faces/shard-{{shard}}.csv", shard=SHARDS),
         bitstreams=expand(f"{RESULTS}/bitstreams/{{point}}/shard-{{shard}}", point=POINT_PATHS, shard=SHARDS),
-        embeddings=expand(
-            f"{RESULTS}/embeddings/{{point}}/shard-{{shard}}.npz",
-            point=["original", *POINT_PATHS],
-            shard=SHARDS,
-        ),
-        reduced_embeddings=expand(
-            f"{RESULTS}/embeddings/{{point}}/{{view}}/shard-{{shard}}.npz",
-            point=REDUCED_POINTS,
-            view=["reduced", "reduced-original"],
-            shard=SHARDS,
-        ),
+        embeddings=flattened(shard_files("embeddings", EMBEDDED_VERSIONS)),
     output:
         rates=f"{RESULTS}/tables/rates.csv",
         faces=f"{RESULTS}/tables/faces.csv",
@@ -26,7 +16,7 @@ rule tabulate:
     params:
         models=MODELS,
         coded_folders={p: expand(f"{RESULTS}/bitstreams/{p}/shard-{{shard}}", shard=SHARDS) for p in POINT_PATHS},
-        results=RESULTS,
+        embedding_files=shard_files("embeddings", EMBEDDED_VERSIONS),
         reduced_points=REDUCED_POINTS,
     log:
         f"{RESULTS}/logs/tabulate.log",
@@ -71,6 +61,8 @@ rule record_config:
         f"{RESULTS}/logs/record_config.log",
     benchmark:
         f"{RESULTS}/benchmarks/record_config.tsv"
+    conda:
+        "../../envs/results.yaml"
     script:
         "../../scripts/record_config.py"
 
