@@ -19,6 +19,8 @@ include: "workflow/rules/faces.smk"
 include: "workflow/rules/results.smk"
 include: "workflow/rules/privacy.smk"
 include: "workflow/rules/detection.smk"
+include: "workflow/rules/quality.smk"
+include: "workflow/rules/training.smk"
 
 
 rule all:

@@ -18,6 +18,7 @@ Sections:
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import platform
 import re
@@ -269,13 +270,23 @@ def dag_section(workdir: Path, images: int, points: int, shards: int) -> list[di
         generator = np.random.default_rng(0)
         for index in range(images):
             Image.fromarray(generator.integers(0, 256, (16, 16, 3), dtype=np.uint8)).save(folder / f"img{index:05d}.png")
+    # A COCO dataset, as val2017 is, so that the DAG holds its object detection jobs too (one box is
+    # enough for detection not to be skipped).
+    annotations = workdir / "dag" / f"instances-{images}.json"
+    annotations.write_text(json.dumps({
+        "images": [{"id": index, "file_name": f"img{index:05d}.png", "width": 16, "height": 16} for index in range(images)],
+        "annotations": [{"id": 1, "image_id": 0, "category_id": 1, "bbox": [0, 0, 8, 8], "area": 64, "iscrowd": 0}],
+        "categories": [{"id": 1, "name": "person"}]}))
     results = workdir / "dag" / f"results-{images}x{points}"
-    config = run_config(ROOT / "config.yaml", results, shards=shards, dataset={"kind": "folder", "images": str(folder)},
+    config = run_config(ROOT / "config.yaml", results, shards=shards,
+                        dataset={"kind": "coco", "images": str(folder), "annotations": str(annotations)},
                         codecs=[{"codec": "vvc", "qualities": list(range(22, 22 + points)),
                                  "options": {"preset": "faster", "qpa": False}}])
     seconds, output = snakemake("--dry-run", "--quiet", "all", "--configfile", str(config))
+    detection_jobs = re.search(r"^detect_objects\s+(\d+)$", output, re.MULTILINE)
     return [{"step": "dry run (full DAG)", "images": images, "points": points, "shards": shards,
-             "jobs": job_count(output), "s": seconds}]
+             "jobs": job_count(output), "detect_objects_jobs": int(detection_jobs.group(1)) if detection_jobs else 0,
+             "s": seconds}]
 
 
 # --- overhead ------------------------------------------------------------------------------------
@@ -306,12 +317,16 @@ def overhead_section(workdir: Path, config_path: Path, cores: int) -> tuple[list
 # --- projection ----------------------------------------------------------------------------------
 
 def projection_section(results: Path, benchmarks: pd.DataFrame, overhead: float | None, dag_s: float | None,
-                       cores: int) -> tuple[list[dict], str]:
+                       cores: int, embedding: list[dict] | None) -> tuple[list[dict], str]:
     """COCO val2017 as workflow/configs/coco-val2017.yaml sets it up, from this run's per-item costs.
 
     Costs are the jobs' CPU seconds (their whole process tree, ffmpeg included), not their wall time:
     CPU time does not grow when other work shares the machine, and on a node of its own a CPU-bound
-    job's wall time is its CPU time over the cores it uses.
+    job's wall time is its CPU time over the cores it uses. Only what was measured is costed: face
+    models of val2017 that this run did not embed, and object detection when this run used another
+    detector, are named in the note and left out (the projection is then a lower bound).
+    `embedding`: the embedding sweep's rows, whose per-model seconds split the embed jobs' cost by model
+    (without them every model of the run counts the same).
     """
     target = yaml.safe_load((ROOT / "workflow" / "configs" / "coco-val2017.yaml").read_text())
     images = 5000
@@ -322,7 +337,15 @@ def projection_section(results: Path, benchmarks: pd.DataFrame, overhead: float 
     run_images = sum(len(pd.read_csv(path)) for path in (results / "images").glob("shard-*/manifest.csv"))
     run_faces = sum(npz_items(path) for path in (results / "crops" / "original").glob("shard-*.npz"))
     with np.load(next((results / "embeddings" / "original").glob("shard-*.npz"))) as data:
-        run_models = len([key for key in data.files if key != "face_ids"])
+        run_model_names = [key for key in data.files if key != "face_ids"]
+    run_models = len(run_model_names)
+    sweep = {row["model"]: row["ours_s"] for row in embedding or [] if row["model"] in run_model_names}
+    model_share = ({model: sweep[model] / sum(sweep.values()) for model in run_model_names} if len(sweep) == run_models
+                   else {model: 1 / run_models for model in run_model_names})
+    measured_models = [model for model in models if model in run_model_names]
+    unmeasured_models = [model for model in models if model not in run_model_names]
+    run_detector = run.get("detection", {}).get("weights")
+    target_detector = target.get("detection", {}).get("weights")
     # Versions each image was cropped from: the original and every codec point.
     run_versions = len({job.rsplit("/", 1)[0] for job in benchmarks[benchmarks.stage == "crop_faces"].job})
     cpu = {stage: jobs.cpu_s.sum() for stage, jobs in benchmarks.groupby("stage")}
@@ -336,13 +359,12 @@ def projection_section(results: Path, benchmarks: pd.DataFrame, overhead: float 
         {"stage": "crop_faces", "per": "image x version", "core_s_per": cpu["crop_faces"] / (run_images * run_versions),
          "count": images * (points + 1)},
         # Per face and model, the job's fixed costs (imports, model builds) spread over this run's
-        # shards; val2017's shards are larger, so this errs high. Models without offline weights
-        # are costed as the mean of the measured ones.
-        {"stage": f"embed_faces ({len(models)} models)", "per": "face x version x model",
-         "core_s_per": cpu["embed_faces"] / (run_faces * run_versions * run_models),
-         "count": faces * (points + 1) * len(models)},
+        # shards; val2017's shards are larger, so this errs high.
+        *({"stage": f"embed_faces {model}", "per": "face x version",
+           "core_s_per": cpu["embed_faces"] * model_share[model] / (run_faces * run_versions),
+           "count": faces * (points + 1)} for model in measured_models),
     ]
-    if "detect_objects" in cpu:  # COCO datasets only
+    if "detect_objects" in cpu and run_detector == target_detector:  # COCO datasets only
         rows.append({"stage": "detect_objects", "per": "image x version",
                      "core_s_per": cpu["detect_objects"] / (run_images * run_versions), "count": images * (points + 1)})
     for row in rows:
@@ -353,9 +375,13 @@ def projection_section(results: Path, benchmarks: pd.DataFrame, overhead: float 
     rows.append({"stage": f"wall time on {cores} cores", "per": f"overhead {100 * (overhead or 0):.0f} %, serial "
                  f"{serial_s / 60:.0f} min (tables, 2 DAG builds)", "wall_h": wall_h})
     codec_options = [entry.get("options") for entry in run.get("codecs", [])]
-    note = (f"(this run: {run_images} images, {run_faces} faces, {run_versions - 1} codec points, {run_models} "
-            f"models, codec options {codec_options or 'unknown'}; val2017: {images} images, ~{faces} faces, {points} "
-            f"QPs, {len(models)} models, {shards} shards; the GPU is left out: nothing here was measured on one)")
+    left_out = [*(f"face model {model}" for model in unmeasured_models),
+                *([f"object detection ({target_detector}; this run used {run_detector})"]
+                  if "detect_objects" in cpu and run_detector != target_detector else [])]
+    note = (f"(this run: {run_images} images, {run_faces} faces, {run_versions - 1} codec points, models "
+            f"{', '.join(run_model_names)}, codec options {codec_options or 'unknown'}; val2017: {images} images, "
+            f"~{faces} faces, {points} QPs, {len(models)} models, {shards} shards; unmeasured here, so left out: "
+            f"{', '.join(left_out) or 'nothing'}; the GPU is left out: nothing here was measured on one)")
     return rows, note
 
 
@@ -393,7 +419,7 @@ def main() -> None:
         if results is None and not (ROOT / "results/coco-persons/run_summary.md").is_file():
             results = overhead_results
     results = (results or ROOT / "results" / "coco-persons").resolve()
-    benchmarks = None
+    benchmarks = embedding = None
     if {"stages", "projection"} & set(args.sections):
         rows, benchmarks = stage_section(results)
         print_table(f"Stage throughput ({results.relative_to(ROOT) if results.is_relative_to(ROOT) else results})", rows)
@@ -414,7 +440,7 @@ def main() -> None:
         dag_s = rows[-1]["s"]
         summary.append({"measure": "DAG dry run", "value": f"{dag_s:.1f} s ({rows[-1]['jobs']} jobs)"})
     if "projection" in args.sections:
-        rows, note = projection_section(results, benchmarks, overhead, dag_s, args.project_cores)
+        rows, note = projection_section(results, benchmarks, overhead, dag_s, args.project_cores, embedding)
         print_table(f"Projection: COCO val2017 on {args.project_cores} cores (+1 GPU unused)", rows)
         print(note)
         summary.append({"measure": f"COCO val2017 on {args.project_cores} cores", "value": f"{rows[-1]['wall_h']:.1f} h"})

@@ -4,4 +4,4 @@ from icm_privacy.stages import logged, tabulate
 with logged(snakemake.log[0]):
     tabulate(snakemake.input.shards, snakemake.input.faces, snakemake.params.coded_folders,
              snakemake.params.embedding_files, snakemake.params.models, snakemake.params.reduced_points,
-             snakemake.output)
+             snakemake.output, snakemake.params.unread)

@@ -73,6 +73,17 @@ def test_vvc_qp_adaptation_is_off_by_default_and_costs_bytes_when_on(tmp_path, p
     assert adapted.bitstream_bytes != plain.bitstream_bytes
 
 
+def test_vvc_defaults_to_the_vtm_calibration_and_keeps_vvencs_own_mapping_selectable():
+    """tests/test_vtm.py measures what the calibration does against the real VTM."""
+    default = make_codec("vvc").encoder_arguments(37)
+    assert default[default.index("-vvenc-params") + 1] == "GOPSize=1:IntraPeriod=1:IntraQPOffset=-1:AccessUnitDelimiter=0"
+    assert "-vvenc-params" not in make_codec("vvc", calibration="none").encoder_arguments(37)
+    overridden = make_codec("vvc", vvenc_params="IntraQPOffset=0").encoder_arguments(37)
+    assert overridden[-1].endswith(":IntraQPOffset=0")  # later keys win in ffmpeg's option dictionary
+    with pytest.raises(CodecError, match="calibration 'VTM' is not one of vtm, none"):
+        make_codec("vvc", calibration="VTM")
+
+
 def test_codec_failure_names_codec_quality_and_image(tmp_path, photo):
     codec = make_codec("hevc", preset="ultrafast")
     with pytest.raises(CodecError) as failure:
@@ -95,6 +106,7 @@ def test_vtm_command_lines_follow_the_all_intra_reference_setting(tmp_path):
     assert command[:3] == [str(tmp_path / "enc"), "-c", str(tmp_path / "intra.cfg")]
     assert ["-q", "37"] == command[command.index("-q"):command.index("-q") + 2]
     assert "--InputBitDepth=10" in command and ["-wdt", "640"] == command[command.index("-wdt"):][:2]
+    assert {"--ConformanceWindowMode=1", "--ChromaFormatIDC=420", "--InternalBitDepth=10"} <= set(command)
     assert codec.decoder_command(tmp_path / "out.vvc", tmp_path / "d.yuv")[-2:] == ["-d", "10"]
 
 

@@ -1,7 +1,7 @@
 """Dataset selection (COCO and folders) and stable sharding."""
 from __future__ import annotations
 
-from icm_privacy.datasets import DEMO_PHOTOS, list_images, shard_of
+from icm_privacy.datasets import DEMO_PHOTOS, list_images, shard_of, unread_files
 from icm_privacy.datasets import DatasetError
 
 import pytest
@@ -29,7 +29,16 @@ def test_folder_dataset_lists_images_only(tmp_path):
     (tmp_path / "b.jpg").write_bytes(b"")
     (tmp_path / "a.PNG").write_bytes(b"")
     (tmp_path / "notes.txt").write_text("x")
-    assert list(list_images({"kind": "folder", "images": str(tmp_path)})) == ["a", "b"]
+    (tmp_path / "clip.gif").write_bytes(b"GIF89a")
+    (tmp_path / "more").mkdir()
+    dataset = {"kind": "folder", "images": str(tmp_path)}
+    assert list(list_images(dataset)) == ["a", "b"]
+    # everything else is listed with the reason, never dropped without a word
+    unread = unread_files(dataset)
+    assert sorted(unread) == [str(tmp_path / name) for name in ("clip.gif", "more", "notes.txt")]
+    assert unread[str(tmp_path / "clip.gif")].startswith("file type '.gif' is not read (read: .bmp, .jpeg")
+    assert unread[str(tmp_path / "more")] == "a folder: subfolders are not read"
+    assert unread_files({"kind": "demo"}) == {}
     with pytest.raises(DatasetError, match="dataset.images: .*missing is not a folder"):
         list_images({"kind": "folder", "images": str(tmp_path / "missing")})
 

@@ -7,6 +7,7 @@ from __future__ import annotations
 import ast
 import importlib.metadata
 import re
+import shutil
 import subprocess
 import sys
 import tomllib
@@ -195,14 +196,18 @@ def module_file(module: str) -> Path | None:
     return None
 
 
-def import_time_modules(path: Path, module: str) -> set[str]:
-    """Modules that executing `path` imports right away (function bodies run later, if ever)."""
+def import_time_modules(path: Path, module: str, function: str | None = None) -> set[str]:
+    """Modules that executing `path` imports right away (function bodies run later, if ever), or, with
+    `function`, those that calling that top-level function of `path` imports (its whole body)."""
     package = module if path.name == "__init__.py" else module.rpartition(".")[0]
     names = set()
     stack = list(ast.parse(path.read_text()).body)
+    if function is not None:
+        stack = [child for node in stack if isinstance(node, ast.FunctionDef) and node.name == function
+                 for child in node.body]
     while stack:
         node = stack.pop()
-        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.Lambda)):
+        if function is None and isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.Lambda)):
             continue
         if isinstance(node, ast.Import):
             names.update(alias.name for alias in node.names)
@@ -220,11 +225,16 @@ def import_time_modules(path: Path, module: str) -> set[str]:
 
 
 def third_party_imports(script: Path) -> set[str]:
-    """Top-level third-party modules imported when the script starts, through icm_privacy included."""
-    todo, seen, outside = [(script, "__main__")], set(), set()
+    """Top-level third-party modules imported when the script starts, through icm_privacy included, and
+    inside the project functions it imports (the step it calls: `code_shard` imports the codecs when
+    called); functions those call in turn are not followed."""
+    todo, seen, outside = [(script, "__main__", None)], set(), set()
+    for node in ast.parse(script.read_text()).body:
+        if isinstance(node, ast.ImportFrom) and (node.module or "").startswith("icm_privacy"):
+            todo.extend((module_file(node.module), node.module, alias.name) for alias in node.names)
     while todo:
-        path, module = todo.pop()
-        for name in import_time_modules(path, module):
+        path, module, function = todo.pop()
+        for name in import_time_modules(path, module, function):
             top = name.split(".")[0]
             if top != "icm_privacy":
                 if top not in sys.stdlib_module_names and top not in {"__future__", "snakemake"}:
@@ -235,7 +245,7 @@ def third_party_imports(script: Path) -> set[str]:
                 parent = ".".join(parts[:depth])
                 if parent not in seen and module_file(parent):
                     seen.add(parent)
-                    todo.append((module_file(parent), parent))
+                    todo.append((module_file(parent), parent, None))
     return outside
 
 
@@ -275,3 +285,49 @@ def test_scripts_in_conda_envs_import_the_project_from_the_checkout():
             "import icm_privacy.stages; print(icm_privacy.stages.__file__)")
     result = subprocess.run([sys.executable, "-I", "-S", "-c", code], capture_output=True, text=True, check=True)
     assert Path(result.stdout.strip()) == SRC / "icm_privacy" / "stages.py"
+
+
+# What the codecs env's rules do, run inside the isolated virtualenv below on one real photo with a
+# face box: prepare_images, code_<label> for a standard, a de-identification and a downscale codec,
+# crop_faces and crop_faces_reduced. Printed: where icm_privacy and numpy were imported from.
+CODECS_ENV_JOBS = """
+import sys
+from types import SimpleNamespace
+import numpy, pandas as pd
+import icm_privacy
+from icm_privacy.stages import code_shard, crop_faces, crop_faces_reduced, prepare_images
+photo, work = sys.argv[1], sys.argv[2]
+prepare_images({"photo": photo}, f"{work}/images")
+pd.DataFrame([{"face_id": "photo_0", "image": "photo", "confidence": 0.99, "x": 200, "y": 60, "w": 80, "h": 90}]
+             ).to_csv(f"{work}/faces.csv", index=False)
+for codec, quality, options in (("vvc", 47, {"preset": "faster"}), ("jpeg", 50, {}), ("face-blur", 4, {}),
+                                ("downscale", 4, {"inner": {"codec": "jpeg", "quality": 75}})):
+    code_shard(f"{work}/images", f"{work}/bitstreams/{codec}", f"{work}/decoded/{codec}", codec, quality, options, 1,
+               f"{work}/faces.csv")
+    crop_faces(f"{work}/faces.csv", f"{work}/decoded/{codec}", f"{work}/crops/{codec}.npz", 0.9)
+crop_faces_reduced(f"{work}/faces.csv", f"{work}/images", f"{work}/bitstreams/downscale", {"inner": {"codec": "jpeg", "quality": 75}},
+                   4, 0.9, SimpleNamespace(decoded=f"{work}/reduced.npz", original=f"{work}/reduced-original.npz"))
+print(icm_privacy.__file__, numpy.__file__, sep="\\n")
+"""
+
+
+def test_codecs_env_alone_runs_its_rules_in_an_isolated_virtualenv(tmp_path, coco_photo):
+    # What --sdm conda would build from envs/codecs.yaml, without conda: its pip requirements, then the
+    # project without dependencies, in a virtualenv that sees no other site-packages; nothing can come
+    # from the host, so a package the env file lacks fails here, also one imported inside a function.
+    venv = tmp_path / "venv"
+    subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
+    python = venv / "bin" / "python"
+    requirements = [str(req) for req in pip_requirements(load_env(ROOT / "envs" / "codecs.yaml"))]
+    project = tmp_path / "project"  # a copy: building the wheel writes build/ and egg-info beside the sources
+    shutil.copytree(SRC / "icm_privacy", project / "src" / "icm_privacy", ignore=shutil.ignore_patterns("__pycache__"))
+    for name in ("pyproject.toml", "README.md", "LICENSE"):
+        shutil.copy(ROOT / name, project / name)
+    for packages in (requirements, ["--no-deps", str(project)]):
+        install = subprocess.run([str(python), "-m", "pip", "install", "-q", *packages], capture_output=True, text=True)
+        assert install.returncode == 0, install.stderr[-3000:]
+    jobs = subprocess.run([str(python), "-I", "-c", CODECS_ENV_JOBS, str(coco_photo), str(tmp_path / "work")],
+                          capture_output=True, text=True, timeout=600)
+    assert jobs.returncode == 0, jobs.stderr[-3000:]
+    assert all(Path(path).is_relative_to(venv) for path in jobs.stdout.split()), jobs.stdout
+    assert len(list((tmp_path / "work").rglob("*.npz"))) == 4 + 2

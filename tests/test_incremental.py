@@ -1,7 +1,8 @@
 """Adding a codec point to a finished run schedules only that point's jobs and the aggregation.
 
 A real run (two COCO person photos, VVC QP 32, SFace), then a dry run with QP 37 added: no image is
-prepared again, no face detection reruns, no job of the old point reruns.
+prepared again, no face detection reruns, no job of the old point reruns. With `keep_decoded: false`
+a run deletes the decoded images once read and a second run finds nothing to do.
 """
 from __future__ import annotations
 
@@ -19,7 +20,7 @@ COCO_IMAGES = ROOT.parent / "shared" / "datasets" / "coco-persons" / "images"
 IMAGES = ["000000000790", "000000192699"]  # two faces each above both confidence thresholds
 DOWNLOAD_RULES = {"demo_photo", "provision_weights"}
 # Rules with a job per image, shard or codec point; the others aggregate over the whole run.
-PER_ITEM_RULES = {"prepare_images", "code_vvc", "detect_faces", "crop_faces", "embed_faces"}
+PER_ITEM_RULES = {"prepare_images", "code_vvc", "detect_faces", "crop_faces", "embed_faces", "measure_quality"}
 JOB_HEADER = re.compile(r"^(?:local)?(?:rule|checkpoint) (\w+):$")
 
 pytestmark = pytest.mark.integration
@@ -44,24 +45,30 @@ def jobs(log: str) -> Counter:
     return Counter(map(tuple, found))
 
 
-def write_config(path: Path, images: Path, results: Path, qps: list[int]) -> Path:
+def write_config(path: Path, images: Path, results: Path, qps: list[int], **settings) -> Path:
     path.write_text(yaml.safe_dump({
         "results": str(results),
         "shards": 1,
         "dataset": {"kind": "folder", "images": str(images)},
         "codecs": [{"codec": "vvc", "qualities": qps, "options": {"preset": "faster", "qpa": False}}],
         "faces": {"models": ["SFace"]},
+        **settings,
     }))
     return path
 
 
-def test_adding_a_qp_schedules_only_the_new_point_and_the_aggregation(tmp_path):
+def linked_images(tmp_path: Path) -> Path:
     if not COCO_IMAGES.is_dir():
         pytest.skip(f"{COCO_IMAGES} is not here")
     images = tmp_path / "images"
     images.mkdir()
     for image in IMAGES:
         (images / f"{image}.jpg").symlink_to(COCO_IMAGES / f"{image}.jpg")
+    return images
+
+
+def test_adding_a_qp_schedules_only_the_new_point_and_the_aggregation(tmp_path):
+    images = linked_images(tmp_path)
     results = tmp_path / "results"
 
     first = jobs(snakemake(write_config(tmp_path / "qp32.yaml", images, results, [32])))
@@ -74,6 +81,7 @@ def test_adding_a_qp_schedules_only_the_new_point_and_the_aggregation(tmp_path):
         ("code_vvc", "quality=37, shard=0"): 1,
         ("crop_faces", "point=vvc/37, shard=0"): 1,
         ("embed_faces", "version=vvc/37, shard=0"): 1,
+        ("measure_quality", "point=vvc/37, shard=0"): 1,
     })
     # The rest is aggregation over all points (tables, figures, `all`): jobs the first run also
     # had, downloads excluded, among them the tables and the rate-similarity curves.
@@ -82,3 +90,14 @@ def test_adding_a_qp_schedules_only_the_new_point_and_the_aggregation(tmp_path):
     assert rest <= aggregation, rest - aggregation
     assert {("tabulate", ""), ("summarise", ""), ("plot_rate_similarity", "t=0.950"),
             ("plot_rate_similarity", "t=0.975"), ("all", "")} <= rest
+
+
+def test_decoded_images_not_kept_are_deleted_once_read_and_nothing_reruns(tmp_path):
+    results = tmp_path / "results"
+    config = write_config(tmp_path / "config.yaml", linked_images(tmp_path), results, [40], keep_decoded=False)
+    snakemake(config)
+    assert not (results / "decoded" / "vvc" / "40" / "shard-0").exists()
+    assert sorted(path.stem for path in (results / "bitstreams" / "vvc" / "40" / "shard-0").glob("*.266")) == IMAGES
+    for read_them in ("crops/vvc/40/shard-0.npz", "quality/vvc/40/shard-0.csv", "run_summary.md"):
+        assert (results / read_them).is_file(), read_them
+    assert jobs(snakemake(config, "--dry-run")) == Counter()  # a deleted temporary folder is no reason to rerun

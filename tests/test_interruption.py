@@ -1,8 +1,9 @@
 """A real workflow run killed with SIGKILL (its whole process group: Snakemake, job scripts, ffmpeg),
 once while VVC is encoding and once while faces are being embedded, then re-run with
 --rerun-incomplete: the run completes, no job finished before the kill is recomputed (a killed
-shard job is redone whole), no partial file is left or taken as an output, and every bitstream
-decodes to its decoded image.
+shard job codes again only the images it had not finished), no partial file is left or taken as an
+output, and every bitstream decodes to its decoded image. Below the workflow, a shard's code job
+killed while coding its second image, and one whose codec fails on one image, redo only that image.
 
 Real COCO photos, real vvenc (preset medium: seconds per image) and the real SFace model; about
 1.5 minutes each on 2 cores.
@@ -10,7 +11,9 @@ Real COCO photos, real vvenc (preset medium: seconds per image) and the real SFa
 from __future__ import annotations
 
 import contextlib
+import logging
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -19,12 +22,14 @@ from base64 import urlsafe_b64encode
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import pytest
 import yaml
 
 from conftest import REPO
-from icm_privacy.codecs import make_codec
-from icm_privacy.images import read_png
+from icm_privacy.codecs import CodecError, make_codec
+from icm_privacy.images import read_png, write_png
+from icm_privacy.stages import code_shard, prepare_images
 
 pytestmark = pytest.mark.integration
 
@@ -99,9 +104,10 @@ def marked_incomplete(path: Path) -> bool:
 
 
 def outputs(results: Path) -> dict[Path, int]:
-    """Every file of the output folders with its modification time (partial files included)."""
+    """Every file of the output folders with its modification time (partial files included; code jobs'
+    work folders, their scratch space, left out)."""
     return {path: path.stat().st_mtime_ns for folder in OUTPUT_FOLDERS
-            for path in (results / folder).rglob("*") if path.is_file()}
+            for path in (results / folder).rglob("*") if path.is_file() and not path.parent.name.endswith(".work")}
 
 
 def partial_files(results: Path) -> list[Path]:
@@ -110,6 +116,11 @@ def partial_files(results: Path) -> list[Path]:
 
 def bitstream_folder(results: Path, qp: int) -> Path:
     return results / "bitstreams" / "vvc" / str(qp) / "shard-0"
+
+
+def work_folder(results: Path, qp: int) -> Path:
+    """Where the code job codes each image before the whole shard moves into its outputs."""
+    return bitstream_folder(results, qp).with_name(".shard-0.work")
 
 
 def bitstreams(results: Path, qp: int) -> list[Path]:
@@ -153,17 +164,22 @@ def test_kill_while_encoding_then_rerun_incomplete_finishes_without_redoing_work
         return (folder / "coding.csv").is_file() and not marked_incomplete(folder)
 
     def encoding() -> bool:
-        writing = [qp for qp in QPS if list(bitstream_folder(results, qp).glob(".*.partial-*.266"))]
+        writing = [qp for qp in QPS if list(work_folder(results, qp).glob(".*.partial-*.266"))]
         return bool(writing) and any(finished_job(qp) for qp in QPS)
 
     run_until_killed(config, tmp_path / "killed.log", encoding, "a bitstream was being written after a job finished")
     before = outputs(results)
-    interrupted = {path.parent for path in before if ".partial-" in path.name and path.suffix == ".266"}
+    interrupted = [qp for qp in QPS if list(work_folder(results, qp).glob(".*.partial-*.266"))]
     assert interrupted, "the kill must catch vvenc writing a bitstream"
-    for folder in interrupted:  # the interrupted job's output is incomplete, not missing-and-forgotten
-        assert marked_incomplete(folder)
+    for qp in interrupted:  # the interrupted job's output is incomplete, not missing-and-forgotten
+        assert marked_incomplete(bitstream_folder(results, qp))
+    finished_images = {qp: len(list(work_folder(results, qp).glob("*.json"))) for qp in interrupted}
     assert any(path.suffix == ".266" for path in finished_outputs(before)), "one code job must have finished"
     rerun_and_check(config, results, before, tmp_path / "rerun.log")
+    for qp, finished in finished_images.items():  # the re-run codes only what the kill left unfinished
+        code_log = (results / "logs" / "code" / "vvc" / str(qp) / "shard-0.log").read_text()
+        assert code_log.count("finished by an earlier run of this job, reused") == finished
+        assert len(re.findall(rf"\] \d+ vvc q={qp}(?:\.0)?: \d+ bytes", code_log)) == len(IMAGES) - finished
 
 
 def test_kill_while_embedding_then_rerun_incomplete_finishes_without_redoing_work(tmp_path, coco_persons):
@@ -183,3 +199,70 @@ def test_kill_while_embedding_then_rerun_incomplete_finishes_without_redoing_wor
                                              .with_suffix(".npz")) for log in running)
     assert {"faces", "crops"} <= {path.relative_to(results).parts[0] for path in finished_outputs(before)}
     rerun_and_check(config, results, before, tmp_path / "rerun.log")
+
+
+def code_shard_process(images: Path, out: Path, log: Path, qp: int) -> list[str]:
+    """A code job's work as its rule script does it, in a process of its own (and its own session, so
+    that SIGKILL of the group takes ffmpeg/vvenc with it)."""
+    return [sys.executable, "-c", "from icm_privacy.stages import code_shard, logged\n"
+            f"with logged({str(log)!r}):\n"
+            f"    code_shard({str(images)!r}, {str(out / 'bitstreams' / 'shard-0')!r}, {str(out / 'decoded' / 'shard-0')!r},"
+            f" 'vvc', {qp}, {{'preset': 'faster', 'qpa': False}}, 1)"]
+
+
+def test_a_killed_shard_job_recodes_only_the_image_in_flight_and_gives_the_same_bitstreams(tmp_path, coco_persons):
+    images = tmp_path / "images"
+    prepare_images({image_id: str(coco_persons / "images" / f"{image_id}.jpg") for image_id in IMAGES}, str(images))
+    killed, reference = tmp_path / "killed", tmp_path / "reference"
+    work = killed / "bitstreams" / ".shard-0.work"
+
+    def second_image_in_flight() -> bool:  # the first image recorded, the second being encoded
+        return len(list(work.glob("*.json"))) == 1 and bool(list(work.glob(".*.partial-*.266")))
+
+    job = subprocess.Popen(code_shard_process(images, killed, tmp_path / "killed.log", 37), start_new_session=True)
+    try:
+        deadline = time.monotonic() + 120
+        while not second_image_in_flight():
+            assert job.poll() is None and time.monotonic() < deadline, "the job ended before the second image"
+            time.sleep(0.02)
+    finally:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(job.pid, signal.SIGKILL)
+        job.wait()
+    assert not (killed / "bitstreams" / "shard-0").exists()  # nothing moved into the outputs yet
+
+    for out in (killed, reference):
+        subprocess.run(code_shard_process(images, out, tmp_path / f"{out.name}-run.log", 37), check=True, timeout=300)
+    rerun_log = (tmp_path / "killed-run.log").read_text()
+    assert rerun_log.count("finished by an earlier run of this job, reused") == 1
+    assert len(re.findall(r"\] \d+ vvc q=37: \d+ bytes", rerun_log)) == len(IMAGES) - 1  # encoded again
+    assert len(re.findall(r"\] \d+ vvc q=37: \d+ bytes", (tmp_path / "reference-run.log").read_text())) == len(IMAGES)
+    for image_id in IMAGES:
+        for kind, name in (("bitstreams", f"{image_id}.266"), ("decoded", f"{image_id}.png")):
+            assert (killed / kind / "shard-0" / name).read_bytes() == (reference / kind / "shard-0" / name).read_bytes()
+    killed_coding = pd.read_csv(killed / "bitstreams" / "shard-0" / "coding.csv", dtype={"image": str})
+    reference_coding = pd.read_csv(reference / "bitstreams" / "shard-0" / "coding.csv", dtype={"image": str})
+    assert killed_coding[["image", "bytes", "bpp"]].equals(reference_coding[["image", "bytes", "bpp"]])
+    assert not work.exists()  # the work folder goes once its files are outputs
+
+
+def test_a_codec_error_on_one_image_names_it_and_keeps_the_others_for_the_rerun(tmp_path, caplog):
+    """VVC at QP 0 refuses noise (over 8 bits per pixel) but codes flat images: a real codec error."""
+    images = tmp_path / "images"
+    images.mkdir()
+    flat = np.full((64, 64, 3), 90, dtype=np.uint8)
+    for name, rgb in (("a", flat), ("b", np.random.default_rng(0).integers(0, 256, (64, 64, 3), dtype=np.uint8)),
+                      ("c", flat)):
+        write_png(rgb, images / f"{name}.png")
+    bitstreams, decoded = tmp_path / "bitstreams" / "shard-0", tmp_path / "decoded" / "shard-0"
+    with pytest.raises(CodecError, match=r"1 of 3 images failed \(the others are kept in .*\.shard-0\.work for the "
+                                         r"re-run\): b: codec vvc, quality 0, image b: .*more than 8 bits per pixel"):
+        code_shard(str(images), str(bitstreams), str(decoded), "vvc", 0, {"preset": "faster"}, 1)
+    assert not bitstreams.exists() and not decoded.exists()
+
+    write_png(flat, images / "b.png")  # the image fixed, the re-run codes it alone
+    caplog.set_level(logging.INFO, logger="icm_privacy")
+    coding = code_shard(str(images), str(bitstreams), str(decoded), "vvc", 0, {"preset": "faster"}, 1)
+    assert list(coding.image) == ["a", "b", "c"]
+    assert caplog.text.count("finished by an earlier run of this job, reused") == 2
+    assert sorted(path.name for path in bitstreams.iterdir()) == ["a.266", "b.266", "c.266", "coding.csv"]

@@ -17,14 +17,13 @@ from icm_privacy.privacy import (
     bootstrap_image_counts,
     face_identities,
     identification_ranks,
-    impostor_pairs,
     paired_similarity,
     percentile_interval,
     privacy_table,
-    tar_at_far,
 )
+from icm_privacy.verification import cross_fit_thresholds, image_folds, impostor_pairs, tar_at_far
 from icm_privacy.plots import save_figure
-from icm_privacy.privacy_figures import example_faces_figure, metric_vs_bpp_figure
+from icm_privacy.privacy_figures import example_faces_figure, metric_curves_figure
 
 
 def make_faces(n_images: int, faces_per_image: int, seed: int = 0) -> pd.DataFrame:
@@ -281,7 +280,7 @@ def test_table_rows_bins_and_reasons_for_nan():
         assert group.loc[group["breakdown"] == "confidence_band", "n_faces"].sum() == everyone
     all_faces = table[(table["min_confidence"] == 0.0) & (table["breakdown"] == "all")]
     assert set(all_faces["impostor_pairs"]) == {60 * 59 // 2 - 30}
-    assert all_faces["tar_far_0.001"].notna().all()
+    assert all_faces["tar_fixed_far_0.001"].notna().all()
     mine = all_faces[all_faces["model"] == "MyModel"]
     assert mine["reid_published"].isna().all()
     assert mine["note"].str.contains("no published cosine threshold for MyModel").all()
@@ -291,15 +290,97 @@ def test_table_rows_bins_and_reasons_for_nan():
 
 
 def test_table_reports_nan_tar_when_impostor_pairs_are_too_few():
-    faces = make_faces(10, 2)  # 180 impostor pairs: FAR 1e-2 resolvable, 1e-3 not
+    faces = make_faces(10, 2)  # 180 impostor pairs; a calibration set of 8 images has 112: FAR 1e-2 only
     original = random_embeddings(len(faces))
     row = overall(table_for(faces, original, original))
     assert row["impostor_pairs"] == 180
-    assert row["tar_far_0.01"] == 1.0
-    assert np.isnan(row["tar_far_0.001"]) and np.isnan(row["distance_threshold_far_0.001"])
+    assert row["tar_fixed_far_0.01"] == 1.0 and row["tar_aware_far_0.01"] == 1.0
+    assert np.isnan(row["tar_fixed_far_0.001"]) and np.isnan(row["distance_threshold_far_0.001"])
     assert "FAR 0.001 needs >= 1000 impostor pairs, 180 available" in row["note"]
+    assert "FAR 0.001 attackers need >= 1000 impostor pairs per cross-fitting calibration set, the smallest has 112" \
+        in row["note"]
 
 
+# --- the two attackers, calibrated out of sample --------------------------------------------------
+
+def shared_look(n_faces: int, seed: int = 5) -> tuple[np.ndarray, np.ndarray]:
+    """Originals that share one component (clean impostor similarity about 0.5), and that component."""
+    rng = np.random.default_rng(seed)
+    common = rng.normal(size=256)
+    common /= np.linalg.norm(common)
+    own = rng.normal(size=(n_faces, 256))
+    own /= np.linalg.norm(own, axis=1, keepdims=True)
+    return common + own, common
+
+
+def test_a_codec_that_makes_every_face_alike_fools_the_fixed_attacker_but_not_the_codec_aware_one():
+    faces = make_faces(60, 1)  # 1770 clean impostor pairs
+    original, common = shared_look(len(faces))
+    every_face_the_same = np.tile(common, (len(faces), 1))  # a "codec" that outputs one face for all
+    row = overall(table_for(faces, original, every_face_the_same, n_resamples=100))
+    # Every decoded face is closer (about 0.71) to every original than clean impostors are (about 0.5).
+    assert row["tar_fixed_far_0.01"] == 1.0
+    assert row["realised_far_fixed_far_0.01"] == 1.0
+    # Calibrated on such decoded faces, an attacker cannot tell the right original from the others.
+    assert row["tar_aware_far_0.01"] <= 0.05
+    assert row["realised_far_aware_far_0.01"] <= 0.03
+
+
+def brute_force_realised_far(original: np.ndarray, image_codes: np.ndarray, folds: np.ndarray, far: float) -> float:
+    """Fixed-threshold attacker on undistorted faces, computed pair by pair: per fold, the threshold
+    from the other folds' original pairs; the share of the fold's probes' impostor pairs above it."""
+    unit = original / np.linalg.norm(original, axis=1, keepdims=True)
+    similarity = unit @ unit.T
+    accepted = scored = 0
+    for fold in np.unique(folds):
+        outside = folds[image_codes] != fold
+        calibration = [similarity[i, j] for i in range(len(unit)) for j in range(i + 1, len(unit))
+                       if outside[i] and outside[j] and image_codes[i] != image_codes[j]]
+        ranked = np.sort(calibration)[::-1]
+        threshold = ranked[int(np.floor(far * len(ranked) + 1e-9))]
+        probe_pairs = [similarity[i, j] for i in np.flatnonzero(~outside) for j in range(len(unit))
+                       if image_codes[i] != image_codes[j]]
+        accepted += int(np.sum(np.asarray(probe_pairs) > threshold))
+        scored += len(probe_pairs)
+    return accepted / scored
+
+
+def test_undistorted_faces_give_full_tar_and_the_clean_false_accept_rate():
+    faces = make_faces(40, 2)
+    original = random_embeddings(len(faces))
+    row = overall(table_for(faces, original, original.copy(), n_resamples=50))
+    assert row["tar_fixed_far_0.01"] == 1.0 and row["tar_aware_far_0.01"] == 1.0
+    image_codes, images = pd.factorize(faces["image"])
+    folds = image_folds(len(images), privacy.CROSS_FIT_FOLDS, seed=0)
+    clean = brute_force_realised_far(original, image_codes, folds, 0.01)
+    assert 0 < clean <= 0.02
+    assert row["realised_far_fixed_far_0.01"] == pytest.approx(clean, abs=1e-12)
+    assert row["realised_far_aware_far_0.01"] == pytest.approx(clean, abs=1e-12)
+
+
+def test_a_probes_own_pairs_never_set_the_threshold_that_scores_it():
+    faces = make_faces(30, 2)
+    original = random_embeddings(len(faces))
+    decoded = original + np.random.default_rng(3).normal(scale=0.8, size=original.shape)
+    image_codes, images = pd.factorize(faces["image"])
+    identities = face_identities(faces)
+    folds = image_folds(len(images), 5, seed=0)
+    counts = bootstrap_image_counts(len(images), 20, seed=1)
+
+    def thresholds(probes):
+        pairs = impostor_pairs(original, image_codes, identities, len(images), probes=probes)
+        return cross_fit_thresholds(pairs, 0.01, image_codes, folds, counts)
+
+    before = thresholds(decoded)
+    in_fold_0 = folds[image_codes] == 0
+    changed = decoded.copy()
+    changed[in_fold_0] = np.random.default_rng(4).normal(size=(in_fold_0.sum(), original.shape[1]))
+    after = thresholds(changed)
+    # Fold 0's probes are scored with thresholds that never saw fold 0's probes ...
+    assert np.array_equal(before.per_face[in_fold_0], after.per_face[in_fold_0])
+    assert np.array_equal(before.resampled[:, in_fold_0], after.resampled[:, in_fold_0])
+    # ... while the other folds' thresholds did use them.
+    assert not np.array_equal(before.per_face[~in_fold_0], after.per_face[~in_fold_0])
 # --- Bjøntegaard-style differences ---------------------------------------------------------------
 
 BPP = [0.1, 0.25, 0.5, 1.0, 2.0]
@@ -345,7 +426,7 @@ def test_bd_difference_table_compares_each_codec_with_the_reference():
 
 # --- figures -------------------------------------------------------------------------------------
 
-def test_metric_vs_bpp_figure_has_one_panel_per_model_and_is_written(tmp_path):
+def test_metric_curves_figure_has_one_panel_per_model_and_is_written(tmp_path):
     faces = make_faces(10, 2)
     original = random_embeddings(len(faces))
     models = {"SFace": original, "Facenet": original}
@@ -354,7 +435,7 @@ def test_metric_vs_bpp_figure_has_one_panel_per_model_and_is_written(tmp_path):
         for codec in ("jpeg", "webp") for q in (1, 2, 4)
     }
     table = privacy_table(faces, models, decoded, {point: 0.1 * point[1] for point in decoded}, n_resamples=10)
-    figure = metric_vs_bpp_figure(table, "reid_published", min_confidence=0.0, ylabel="re-ID rate")
+    figure = metric_curves_figure(table, "reid_published", min_confidence=0.0, ylabel="re-ID rate")
     assert len(figure.axes) == 2
     assert [len(ax.lines) for ax in figure.axes] == [2, 2]
     save_figure(figure, tmp_path / "reid.png", tmp_path / "reid.pdf")
@@ -362,12 +443,12 @@ def test_metric_vs_bpp_figure_has_one_panel_per_model_and_is_written(tmp_path):
     assert (tmp_path / "reid.pdf").read_bytes().startswith(b"%PDF")
 
 
-def test_metric_vs_bpp_figure_draws_a_model_without_values(tmp_path):
+def test_metric_curves_figure_draws_a_model_without_values(tmp_path):
     faces = make_faces(10, 2)
     original = random_embeddings(len(faces))
     decoded = {("jpeg", q): {"MyModel": original} for q in (1, 2)}
     table = privacy_table(faces, {"MyModel": original}, decoded, {("jpeg", 1): 0.2, ("jpeg", 2): 0.4}, n_resamples=5)
-    figure = metric_vs_bpp_figure(table, "reid_published", min_confidence=0.0)  # no published threshold
+    figure = metric_curves_figure(table, "reid_published", min_confidence=0.0)  # no published threshold
     save_figure(figure, tmp_path / "reid.png", tmp_path / "reid.pdf")
     assert "reid_published undefined" in figure.axes[0].texts[0].get_text()
     assert Image.open(tmp_path / "reid.png").size == (320, 280)
@@ -392,3 +473,47 @@ def test_example_faces_figure_rejects_mismatched_inputs():
         example_faces_figure([crop, crop], {"jpeg q=10": [(crop, 0.9)]})
     with pytest.raises(ValueError, match="uint8 RGB"):
         example_faces_figure([crop.astype(float)], {"jpeg q=10": [(crop, 0.9)]})
+
+
+# --- privacy against detection accuracy (the frontier) ---------------------------------------------
+
+def test_bd_difference_over_a_linear_axis_is_the_mean_vertical_gap():
+    detection_map = [0.10, 0.20, 0.30]
+    difference = bd_metric_difference(detection_map, [0.3, 0.5, 0.7], detection_map, [0.4, 0.6, 0.8],
+                                      axis="map", log_x=False)
+    assert difference.value == pytest.approx(-0.1) and difference.reason == ""
+    apart = bd_metric_difference([0.1, 0.2], [0.3, 0.4], [0.3, 0.4], [0.3, 0.4], axis="map", log_x=False)
+    assert np.isnan(apart.value) and apart.reason == "the codecs' map ranges do not overlap"
+
+
+def test_frontier_joins_detection_map_and_compares_codecs_at_equal_map(tmp_path):
+    from types import SimpleNamespace
+
+    from icm_privacy.stages import privacy_utility_frontier
+
+    rows = []
+    for codec, offset in (("vvc", 0.0), ("icm", -0.2)):  # icm: 0.2 less rank-1 at every mAP
+        for quality, detection_map in ((32, 0.25), (37, 0.22), (47, 0.13)):
+            rows.append({"codec": codec, "quality": quality, "attacker": "standard", "model": "SFace",
+                         "min_confidence": 0.95, "breakdown": "all", "bin": "all", "bpp": 0.1,
+                         "mean_cosine": 0.5, "reid_published": 0.5, "rank1": 3 * detection_map + offset,
+                         "rank1_ci_low": 0.0, "rank1_ci_high": 1.0, "map_for_test": detection_map})
+    privacy_rows = pd.DataFrame(rows)
+    cross_resolution = privacy_rows.assign(attacker="cross-resolution", rank1=1.0)  # must be left out
+    pd.concat([privacy_rows, cross_resolution]).drop(columns="map_for_test").to_csv(tmp_path / "privacy.csv",
+                                                                                   index=False)
+    detection = privacy_rows[["codec", "quality", "map_for_test"]].rename(columns={"map_for_test": "map"})
+    pd.concat([pd.DataFrame([{"codec": "original", "quality": "", "map": 0.25}]), detection]).to_csv(
+        tmp_path / "detection.csv", index=False)
+    outputs = SimpleNamespace(table=tmp_path / "frontier.csv", differences=tmp_path / "frontier_bd.csv")
+    privacy_utility_frontier(tmp_path / "privacy.csv", tmp_path / "detection.csv", "vvc", outputs)
+    frontier = pd.read_csv(outputs.table)
+    assert len(frontier) == 6 and set(frontier["attacker"]) == {"standard"}
+    assert np.allclose(frontier["rank1"] - 3 * frontier["map"], np.where(frontier["codec"] == "icm", -0.2, 0.0))
+    differences = pd.read_csv(outputs.differences)
+    rank1 = differences[differences["metric"] == "rank1"].iloc[0]
+    assert (rank1["codec"], rank1["reference_codec"], rank1["axis"]) == ("icm", "vvc", "map")
+    assert rank1["bd_difference"] == pytest.approx(-0.2)
+    figure = metric_curves_figure(frontier, "rank1", min_confidence=0.95, x="map")
+    assert figure.axes[0].get_xlabel() == "detection mAP@[.5:.95] (YOLOv5)"
+    assert figure.axes[0].get_xscale() == "linear"

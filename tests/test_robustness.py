@@ -425,14 +425,15 @@ def test_vtm_binary_faults_name_codec_quality_and_image(tmp_path, coco_photo, en
     assert partial_files(out) == []
 
 
-def test_vtm_glue_pads_to_the_cu_size_and_crops_back(tmp_path, coco_photo):
+def test_vtm_glue_pads_odd_sizes_to_even_and_crops_back(tmp_path, coco_photo):
     """With lossless stand-ins for the VTM binaries, a 3 x 5 image comes back as 3 x 5 (and near-identical:
-    only the 10-bit 4:2:0 round trip of the glue is left)."""
+    only the 10-bit 4:2:0 round trip of the glue is left). The glue pads 4:2:0 to even sizes only; VTM's
+    conformance window does the rest (tests/test_vtm.py runs the real binaries)."""
     codec = fake_vtm(tmp_path / "vtm", "ok", "ok")
     rgb = read_rgb8(coco_photo)[200:203, 300:305]
     result = codec.code(rgb, 37, tmp_path / "odd.vvc", tmp_path / "odd.png", "odd")
     assert read_png(tmp_path / "odd.png").shape == (3, 5, 3)
-    assert result.bitstream_bytes == 8 * 8 * 3  # one 8x8 CU of 4:2:0 10-bit samples
+    assert result.bitstream_bytes == 4 * 6 * 3  # 4x6 4:2:0 10-bit samples
     assert np.abs(read_png(tmp_path / "odd.png").astype(int) - rgb).mean() < 12
 
 
@@ -642,7 +643,9 @@ def test_workflow_keeps_going_past_bad_images_and_lists_them_in_the_summary(tmp_
     (images / "truncated.jpg").write_bytes((coco_persons / "images" / f"{GOOD_COCO[0]}.jpg").read_bytes()[:15000])
     (images / "zero.jpg").touch()
     (images / "notes.png").write_text("not an image\n")
-    (images / "readme.txt").write_text("ignored: not an image extension\n")
+    (images / "readme.txt").write_text("not read: not an image extension\n")
+    frames = [Image.new("RGB", (32, 32), color) for color in ("red", "blue")]  # an animated GIF
+    frames[0].save(images / "animated.gif", save_all=True, append_images=frames[1:], duration=100)
     results = tmp_path / "results"
     config = {
         "results": str(results), "dataset": {"kind": "folder", "images": str(images)},
@@ -662,9 +665,11 @@ def test_workflow_keeps_going_past_bad_images_and_lists_them_in_the_summary(tmp_
     manifest = pd.read_csv(results / "tables" / "images.csv", dtype={"image": str}).set_index("image")
     assert sorted(manifest.index[manifest.status == "accepted"]) == sorted([*GOOD_COCO, "coffee"])
     summary = (results / "run_summary.md").read_text()
-    assert "accepted: 3; refused: 3" in summary
+    assert "accepted: 3; refused: 3; other files in the dataset folder, not read: 2" in summary
+    assert set(manifest.index[manifest.status == "not read"]) == {"readme", "animated"}
     for name, reason in (("truncated.jpg", "cannot decode image"), ("zero.jpg", "empty file (0 bytes)"),
-                         ("notes.png", "cannot decode image")):
+                         ("notes.png", "cannot decode image"), ("readme.txt", "file type '.txt' is not read"),
+                         ("animated.gif", "file type '.gif' is not read")):
         line = next((line for line in summary.splitlines() if line.startswith(f"- {images / name}:")), None)
         assert line is not None and reason in line, f"run_summary.md must list {name} with {reason!r}"
     rates = pd.read_csv(results / "tables" / "rates.csv", dtype={"image": str})

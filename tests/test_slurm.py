@@ -27,7 +27,7 @@ SLURM_CONF = Path("/etc/slurm/slurm.conf")  # job steps (srun inside sbatch) rea
 PARTITION = "icmtest"
 GPU_PARTITION = "icmgpu"  # the same node, with one GPU declared as a generic resource
 SLURM_GRES_CONF = SLURM_CONF.with_name("gres.conf")
-SLURM_RULES = {"prepare_images", "code_vvc", "detect_faces", "crop_faces", "embed_faces"}
+SLURM_RULES = {"prepare_images", "code_vvc", "detect_faces", "crop_faces", "embed_faces", "measure_quality"}
 
 pytestmark = [pytest.mark.slurm, pytest.mark.integration]
 
@@ -152,8 +152,8 @@ def slurm_command(config: Path, tmp_path: Path, *targets: str) -> list[str]:
     ]
 
 
-def slurm_environment(gpu_partition: str) -> dict[str, str]:
-    return {**os.environ, "ICM_SLURM_PARTITION": PARTITION, "ICM_SLURM_GPU_PARTITION": gpu_partition,
+def slurm_environment() -> dict[str, str]:
+    return {**os.environ, "ICM_SLURM_PARTITION": PARTITION, "ICM_SLURM_GPU_PARTITION": GPU_PARTITION,
             "ICM_SLURM_ACCOUNT": ""}  # no accounting database: submit without --account
 
 
@@ -176,7 +176,8 @@ def test_demo_workflow_runs_through_slurm_with_the_profile(slurm_cluster, tmp_pa
         "faces": {"models": ["SFace"]},
     }))
     started = time.monotonic()
-    result = run(slurm_command(config, tmp_path), cwd=ROOT, env=slurm_environment(PARTITION), timeout=900)
+    # gpu: false, so no job asks for a GPU and none may land in the GPU partition, model rules included
+    result = run(slurm_command(config, tmp_path), cwd=ROOT, env=slurm_environment(), timeout=900)
     log = result.stdout + result.stderr
     assert result.returncode == 0, log[-6000:]
     print(f"SLURM demo run: {time.monotonic() - started:.0f} s")
@@ -224,7 +225,7 @@ def test_gpu_jobs_go_to_the_gpu_partition_by_resource_and_a_retry_gets_more_memo
     results = tmp_path / "results"
     config = tmp_path / "config.yaml"
     config.write_text(yaml.safe_dump({
-        "results": str(results), "gpu": True, "dataset": {"kind": "demo"},
+        "results": str(results), "gpu": True, "dataset": {"kind": "demo", "first_n": 2},
         "codecs": [{"codec": "vvc", "qualities": [47], "options": {"preset": "faster", "qpa": False}},
                    # a learned codec under a label that says nothing of it (random weights: no download)
                    {"codec": "bmshj2018-factorized", "label": "mine", "qualities": [1],
@@ -235,7 +236,7 @@ def test_gpu_jobs_go_to_the_gpu_partition_by_resource_and_a_retry_gets_more_memo
                f"{results}/bitstreams/mine/1/shard-0"]
     with open(tmp_path / "snakemake.log", "w") as output:
         snakemake = subprocess.Popen(slurm_command(config, tmp_path, *targets), cwd=ROOT,
-                                     env=slurm_environment(GPU_PARTITION), stdout=output, stderr=subprocess.STDOUT)
+                                     env=slurm_environment(), stdout=output, stderr=subprocess.STDOUT)
         cancelled = cancel_first_running("code_vvc", 300, snakemake)
         snakemake.wait(timeout=600)
     log = (tmp_path / "snakemake.log").read_text()
@@ -245,8 +246,9 @@ def test_gpu_jobs_go_to_the_gpu_partition_by_resource_and_a_retry_gets_more_memo
     partitions = {rule: {fields["Partition"] for r, _, fields in jobs if r == rule} for rule, _, _ in jobs}
     assert partitions == {"prepare_images": {PARTITION}, "code_vvc": {PARTITION},
                           "detect_faces": {GPU_PARTITION}, "code_mine": {GPU_PARTITION}}, partitions
-    for rule, _, fields in jobs:  # a GPU is asked for exactly where the partition is the GPU one
-        assert ("gres/gpu=1" in fields["TRES"]) == (fields["Partition"] == GPU_PARTITION), (rule, fields["TRES"])
+    for rule, _, fields in jobs:  # a GPU is asked for (--gpus=1) exactly where the partition is the GPU one
+        asks_gpu = fields.get("TresPerJob", "").endswith("gpu:1")
+        assert asks_gpu == (fields["Partition"] == GPU_PARTITION), (rule, fields.get("TresPerJob"))
 
     code_vvc = [fields for rule, _, fields in jobs if rule == "code_vvc"]
     assert [fields["JobId"] for fields in code_vvc][0] == cancelled
@@ -254,4 +256,4 @@ def test_gpu_jobs_go_to_the_gpu_partition_by_resource_and_a_retry_gets_more_memo
     # the rule asks for 2000 MB and 240 min; the retry (attempt 2) for twice both
     assert [(fields["MinMemoryNode"], fields["TimeLimit"]) for fields in code_vvc] == [
         ("2000M", "04:00:00"), ("4000M", "08:00:00")]
-    assert len(list((results / "bitstreams" / "mine" / "1" / "shard-0").glob("*.lic"))) == 5
+    assert len(list((results / "bitstreams" / "mine" / "1" / "shard-0").glob("*.lic"))) == 2

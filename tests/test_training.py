@@ -100,3 +100,56 @@ def test_cli_checkpoint_loads_into_the_codec_and_codes_an_image(coco_persons, tm
 
     with pytest.raises(SystemExit, match="multiple of 128"):  # sa-icm, the default model, needs 128
         training.main([*data, "--crop", "64", "--out", str(tmp_path / "never.pth.tar"), "--device", "cpu"])
+
+
+def test_mse_objective_weighs_the_distortion_everywhere():
+    x = torch.rand(1, 3, 8, 8)
+    edges = torch.zeros(1, 1, 8, 8)
+    likelihoods = {"y": torch.full((1, 4, 2, 2), 0.5)}
+    terms = training.sa_icm_loss({"x_hat": x + 0.1, "likelihoods": likelihoods}, x, edges, 0.01, objective="mse")
+    assert terms["mse"].item() == pytest.approx(0.01) and terms["edge_mse"].item() == 0
+    assert terms["loss"].item() == pytest.approx(16 / 64 + 0.01 * 255**2 * 0.01)
+    with pytest.raises(ValueError, match="objective 'ssim'"):
+        training.sa_icm_loss({"x_hat": x, "likelihoods": likelihoods}, x, edges, 0.01, objective="ssim")
+
+
+def test_a_killed_training_resumes_from_its_last_checkpoint_and_ends_as_if_uninterrupted(coco_persons, tmp_path):
+    """SIGKILL a real CLI run after it wrote a resume state; the rerun continues from that step."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    def arguments(out, steps):
+        return ["--images", str(coco_persons / "images"), "--annotations", str(coco_persons / "instances.json"),
+                "--model", "icm-mse", "--objective", "mse", "--lmbda", "0.003", "--crop", "64", "--batch-size", "1",
+                "--first-n", "2", "--device", "cpu", "--threads", "1", "--checkpoint-every", "2",
+                "--steps", str(steps), "--out", str(out)]
+
+    out = tmp_path / "killed" / "run.pth.tar"
+    state = training.resume_path(out)
+    process = subprocess.Popen([sys.executable, "-m", "icm_privacy.training", *arguments(out, 10_000)],
+                               stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    deadline = time.monotonic() + 120
+    while not state.is_file() and process.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.05)
+    os.kill(process.pid, signal.SIGKILL)
+    assert process.wait() == -signal.SIGKILL, process.stderr.read().decode()[-2000:]
+    done = torch.load(state, weights_only=True)["step"]
+    assert done >= 2 and done % 2 == 0 and not out.exists()
+
+    resumed = training.main(arguments(out, done + 3))
+    assert [record["step"] for record in resumed] == [done, done + 1, done + 2]
+    log = (out.parent / "run.csv").read_text().splitlines()
+    assert log[0] == "step,loss,bpp,mse,edge_mse,aux_loss"
+    assert [int(row.split(",")[0]) for row in log[1:]] == list(range(done + 3))
+    assert not state.exists() and out.is_file()
+
+    reference = training.main(arguments(tmp_path / "once" / "run.pth.tar", done + 3))
+    # the same batches and noise: equal up to float summation order (oneDNN picks kernels per call)
+    assert [record["loss"] for record in resumed] == pytest.approx([r["loss"] for r in reference[done:]], rel=1e-4)
+    saved, once = (torch.load(path, weights_only=True)["state_dict"]
+                   for path in (out, tmp_path / "once" / "run.pth.tar"))
+    weights = [key for key in once if once[key].is_floating_point()]  # not the CDF tables derived from them
+    assert all(torch.allclose(saved[key], once[key], rtol=1e-3, atol=1e-5) for key in weights)

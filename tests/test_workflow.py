@@ -27,6 +27,7 @@ pytestmark = pytest.mark.integration
 COCO_IMAGES = ["000000109313", "000000084533", "000000000790"]
 PORTRAITS = ["obama", "obama2", "obama3", "biden"]
 MODELS = ["SFace", "Facenet", "Dlib"]
+ICM_CODECS = ["icm-edge", "icm-mse"]  # trained here, shipped in resources/weights/icm: the demo's ICM rows
 SNAKEMAKE = [sys.executable, "-m", "snakemake", "-s", str(REPO / "Snakefile"), "--cores", "2"]
 
 
@@ -35,7 +36,8 @@ def write_config(folder: Path, qualities: list[int]) -> Path:
         "results": str(folder / "results"),
         "dataset": {"kind": "folder", "images": str(folder / "images")},
         "codecs": [{"codec": "vvc", "qualities": qualities, "options": {"preset": "faster"}},
-                   {"codec": "downscale", "qualities": [4], "options": {"inner": {"codec": "jpeg", "quality": 75}}}],
+                   {"codec": "downscale", "qualities": [4], "options": {"inner": {"codec": "jpeg", "quality": 75}}},
+                   *({"codec": codec, "qualities": [1]} for codec in ICM_CODECS)],
         "faces": {"models": MODELS},
     }
     path = folder / f"config-{len(qualities)}.yaml"
@@ -119,7 +121,7 @@ def test_table1_and_figures_are_written_per_threshold(run):
         table = pd.read_csv(folder / "results" / "tables" / f"table1_conf{threshold}.csv")
         assert list(zip(table.codec, table.quality, table.attacker)) == [
             ("vvc", 32, "standard"), ("vvc", 47, "standard"), ("downscale", 4, "standard"),
-            ("downscale", 4, "cross-resolution")]
+            ("downscale", 4, "cross-resolution"), ("icm-edge", 1, "standard"), ("icm-mse", 1, "standard")]
         assert (table.images == 7).all()
         assert {f"mean_cos_{m}" for m in MODELS} <= set(table.columns)
         for suffix in ("png", "pdf"):
@@ -135,9 +137,9 @@ def test_second_run_has_nothing_to_do(run):
 def test_adding_a_qp_schedules_only_that_qp_and_the_aggregation(run):
     folder, _, _ = run
     counts = job_counts(snakemake(write_config(folder, [32, 37, 47]), "--dry-run"))
-    aggregation = {"tabulate": 1, "summarise": 1, "plot_rate_similarity": 2, "privacy_metrics": 1,
-                   "plot_privacy": 4, "plot_example_faces": 1, "record_config": 1, "all": 1}
-    assert counts == {"code_vvc": 1, "crop_faces": 1, "embed_faces": 1, **aggregation}, counts
+    aggregation = {"tabulate": 1, "summarise": 1, "tabulate_quality": 1, "plot_rate_similarity": 2,
+                   "privacy_metrics": 1, "plot_privacy": 4, "plot_example_faces": 1, "record_config": 1, "all": 1}
+    assert counts == {"code_vvc": 1, "crop_faces": 1, "embed_faces": 1, "measure_quality": 1, **aggregation}, counts
 
 
 def test_privacy_table_and_offline_report(run):
@@ -176,3 +178,20 @@ def test_figures_regenerate_from_tables_alone(run):
         figure.unlink()
     counts = job_counts(snakemake(config, "--dry-run"))
     assert counts == {"plot_rate_similarity": 2, "plot_privacy": 4, "plot_example_faces": 1, "all": 1}, counts
+
+
+def test_icm_codecs_run_without_a_download_and_reach_table1_psnr_and_the_example_faces(run):
+    folder, _, log = run
+    assert not [codec for codec in ICM_CODECS if f"codec entry '{codec}' is skipped" in log]
+    table = pd.read_csv(folder / "results" / "tables" / "table1_conf0.950.csv").query("codec in @ICM_CODECS")
+    assert len(table) == 2 and (table.faces >= 6).all() and (table.bpp_mean > 0).all()
+    quality = pd.read_csv(folder / "results" / "tables" / "quality.csv", dtype={"image": str})
+    assert len(quality) == 7 * 5 and quality.psnr_rgb.between(10, 60).all() and quality.psnr_y.between(10, 60).all()
+    assert quality.ms_ssim.between(0, 1).all()  # every demo photo is large enough for five scales
+    assert quality[quality.image.isin(PORTRAITS)].face_psnr.notna().all()  # each portrait's face box
+    assert table[["psnr_rgb_mean", "ms_ssim_mean", "face_psnr_mean"]].notna().all().all()  # in Table 1 too
+    with np.load(folder / "results" / "crops" / "original" / "shard-0.npz") as original:
+        shown = set(original.files)
+    for codec in ICM_CODECS:  # the example-face figure shows every codec point's crops of the largest faces
+        with np.load(folder / "results" / "crops" / codec / "1" / "shard-0.npz") as crops:
+            assert set(crops.files) == shown

@@ -16,6 +16,7 @@ import yaml
 from .codecs import CODECS, Codec, CodecError, CodecUnavailable, make_codec
 
 SCHEMA_PATH = Path(__file__).resolve().parents[2] / "workflow" / "schemas" / "config.schema.yaml"
+MAX_LISTED_PROBLEMS = 20  # files named in one error; the count says how many more
 
 
 class ConfigError(ValueError):
@@ -70,18 +71,39 @@ def _allowed(error: jsonschema.ValidationError) -> str:
     return ""
 
 
-def _check_options(entry: dict, index: int) -> None:
-    """Build the codec once with its options: a misspelt option or a missing binary stops the run here."""
+def _check_options(entry: dict, index: int) -> Codec | None:
+    """Build the codec once with its options: a misspelt option or a missing binary stops the run here.
+    Returns the codec, or None when it cannot run on this machine."""
     codec_class = CODECS[entry["codec"]]
     try:
-        codec_class(**entry.get("options", {}))
+        return codec_class(**entry.get("options", {}))
     except TypeError as error:
         allowed = [name for name in inspect.signature(codec_class).parameters if name != "threads"]
         raise ConfigError(f"config key codecs.{index}.options: {error}; allowed: {', '.join(allowed) or 'none'}") from None
     except CodecUnavailable:
-        pass  # well-formed but not runnable here: available_codecs skips it with the reason
+        return None  # well-formed but not runnable here: available_codecs skips it with the reason
     except CodecError as error:
         raise ConfigError(f"config key codecs.{index}.options: {error}") from None
+
+
+def _check_imported_files(config: dict, imported: dict[int, Codec]) -> None:
+    """Imported bitstreams and decoded images (codec `import`) against the dataset's images."""
+    from .datasets import list_images
+    from .images import upright_size
+
+    sizes = {}
+    for image_id, path in list_images(config["dataset"]).items():
+        try:
+            sizes[image_id] = upright_size(path)
+        except Exception:  # an unreadable original is refused, with the reason, when images are prepared
+            sizes[image_id] = None
+    for index, codec in imported.items():
+        problems = codec.check_files(sizes, config["codecs"][index]["qualities"])
+        if problems:
+            shown = problems[:MAX_LISTED_PROBLEMS] + [f"... {len(problems) - MAX_LISTED_PROBLEMS} more"] * (
+                len(problems) > MAX_LISTED_PROBLEMS)
+            raise ConfigError(f"config key codecs.{index}.options.root: {len(problems)} problem(s) with the imported "
+                              "files:\n  " + "\n  ".join(shown))
 
 
 def validate_config(config: dict) -> dict:
@@ -92,7 +114,7 @@ def validate_config(config: dict) -> dict:
     if errors:
         error = errors[0]
         raise ConfigError(f"config key {_key_path(error)}: {error.message}{_allowed(error)}")
-    labels = set()
+    labels, imported = set(), {}
     for index, entry in enumerate(config["codecs"]):
         if entry["codec"] not in CODECS:
             raise ConfigError(
@@ -105,14 +127,18 @@ def validate_config(config: dict) -> dict:
         labels.add(label)
         if entry["codec"] == "k-same-pixel":  # the gallery defaults to this run's original face crops
             entry.setdefault("options", {}).setdefault("gallery", f"{config['results']}/crops/original")
-        _check_options(entry, index)
-        low, high = CODECS[entry["codec"]].quality_range
+        codec = _check_options(entry, index)
+        if entry["codec"] == "import" and codec is not None:
+            imported[index] = codec
+        low, high = (codec or CODECS[entry["codec"]]).quality_range  # a plug-in's range is its own
         for quality in entry["qualities"]:
             if not low <= quality <= high:
                 raise ConfigError(
                     f"config key codecs.{index}.qualities: {quality} is out of range for {entry['codec']} "
                     f"(allowed {low}..{high})"
                 )
+    if imported:
+        _check_imported_files(config, imported)
     return config
 
 

@@ -94,6 +94,28 @@ def _coco_images(dataset: dict) -> dict[str, Path]:
     return {image_id: paths[image_id] for image_id in _select(list(paths), dataset, coco_ids)}
 
 
+def _folder_entries(folder: Path) -> tuple[list[Path], dict[str, str]]:
+    """A folder dataset's image files, and every other entry of the folder with why it is not read."""
+    images, unread = [], {}
+    for path in sorted(folder.iterdir()):
+        if path.is_dir():
+            unread[str(path)] = "a folder: subfolders are not read"
+        elif path.suffix.lower() in IMAGE_SUFFIXES:
+            images.append(path)
+        else:
+            unread[str(path)] = (f"file type '{path.suffix or '(none)'}' is not read "
+                                 f"(read: {', '.join(sorted(IMAGE_SUFFIXES))})")
+    return images, unread
+
+
+def unread_files(dataset: dict) -> dict[str, str]:
+    """Path -> reason for every entry of a folder dataset that the run does not read, so that none
+    leaves the study unnoticed (the shard manifests and run_summary.md list them)."""
+    if dataset["kind"] != "folder":
+        return {}
+    return _folder_entries(Path(dataset["images"]))[1]
+
+
 def list_images(dataset: dict) -> dict[str, Path]:
     """Map image id (file stem) -> source file, in id order, as the configuration selects them."""
     kind = dataset["kind"]
@@ -105,11 +127,10 @@ def list_images(dataset: dict) -> dict[str, Path]:
     if kind == "coco":
         return _coco_images(dataset)
     files = {}
-    for path in sorted(folder.iterdir()):
-        if path.suffix.lower() in IMAGE_SUFFIXES:
-            if path.stem in files:  # the id names every output of the image: it must be unique
-                raise DatasetError(f"dataset.images: {files[path.stem]} and {path} have the same image id {path.stem!r}")
-            files[path.stem] = path
+    for path in _folder_entries(folder)[0]:
+        if path.stem in files:  # the id names every output of the image: it must be unique
+            raise DatasetError(f"dataset.images: {files[path.stem]} and {path} have the same image id {path.stem!r}")
+        files[path.stem] = path
     if not files:
         raise DatasetError(f"dataset.images: no images ({', '.join(sorted(IMAGE_SUFFIXES))}) in {folder}")
     return {image_id: files[image_id] for image_id in _select(list(files), dataset)}

@@ -235,7 +235,8 @@ def letterbox(rgb: np.ndarray, size: int = 640, stride: int = 32) -> tuple[np.nd
     """Scale the long side to `size` and pad (gray, centred) to the next multiple of `stride`.
 
     Minimal rectangular padding rather than a square keeps 640x480 images at 640x480, as YOLOv5's
-    evaluation does. Shrinking averages pixel areas (box filter) so fine detail does not alias.
+    detect.py does per image (its val.py pads whole batches to a shared shape instead; see
+    docs/detection.md). Shrinking averages pixel areas (box filter) so fine detail does not alias.
     """
     height, width = rgb.shape[:2]
     scale = size / max(height, width)

@@ -13,6 +13,9 @@ from PIL import Image, ImageOps
 from .files import atomic_path
 
 
+EXIF_ORIENTATION = 0x0112
+
+
 class ImageError(ValueError):
     """An input image that cannot be used; the message names the file and the reason."""
 
@@ -54,6 +57,15 @@ def read_rgb8(path: str | Path) -> np.ndarray:
         raise
     except Exception as error:  # Pillow raises many types for broken files
         raise ImageError(f"{path}: cannot decode image ({error})") from error
+
+
+def upright_size(path: str | Path) -> tuple[int, int]:
+    """(width, height) of the image `read_rgb8` returns, from the file's header: no pixels decoded."""
+    with Image.open(path) as image:
+        width, height = image.size
+        if image.getexif().get(EXIF_ORIENTATION) in (5, 6, 7, 8):  # the transposing orientations
+            return height, width
+        return width, height
 
 
 def write_png(rgb: np.ndarray, path: str | Path) -> None:

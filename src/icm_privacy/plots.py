@@ -62,3 +62,20 @@ def plot_rate_accuracy(table: pd.DataFrame, output_stem: str) -> None:
     axis.set_ylabel("detection mAP@[.5:.95]")
     axis.legend(fontsize="small")
     save_figure(figure, f"{output_stem}.png", f"{output_stem}.pdf")
+
+
+def plot_training_logs(logs: dict[str, pd.DataFrame], png_path: str | os.PathLike, pdf_path: str | os.PathLike,
+                       window: int = 25) -> None:
+    """Training curves of each run (label -> its CSV log): loss, bpp, whole-image and edge-region MSE.
+
+    Per-step values of small batches are noisy, so each curve is a running mean over `window` steps.
+    """
+    columns = [("loss", "loss"), ("bpp", "bpp (likelihoods)"), ("mse", "MSE, whole image"),
+               ("edge_mse", "MSE x edge map (mean over all pixels)")]
+    figure = Figure(figsize=(10, 7), layout="constrained")
+    for axis, (column, title) in zip(figure.subplots(2, 2).flat, columns):
+        for label, log in logs.items():
+            axis.plot(log.step, log[column].rolling(window, min_periods=1).mean(), label=label)
+        axis.set(title=title, xlabel="step", yscale="log")
+    figure.axes[0].legend(fontsize="small")
+    save_figure(figure, png_path, pdf_path)

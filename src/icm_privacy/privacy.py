@@ -20,6 +20,16 @@ import numpy as np
 import pandas as pd
 from scipy.interpolate import PchipInterpolator
 
+from .verification import (
+    CrossFitThresholds,
+    ImpostorPairs,
+    cross_fit_thresholds,
+    image_folds,
+    impostor_pairs,
+    realised_far,
+    unit_rows,
+)
+
 # DeepFace's cosine-distance thresholds (deepface 0.0.103, deepface/config/threshold.py, read by
 # deepface.modules.verification.find_threshold); a pair verifies when distance <= threshold.
 DEEPFACE_COSINE_THRESHOLDS: dict[str, float] = {
@@ -40,6 +50,9 @@ FACE_SIZE_EDGES = (32, 64, 128)  # px of the box's short side: <32, 32-64, 64-12
 CONFIDENCE_BAND_EDGES = (0.95, 0.99)  # MTCNN confidence: <0.95, 0.95-0.99, >=0.99
 DEFAULT_FARS = (1e-2, 1e-3)
 DEFAULT_RANKS = (1, 5)
+CROSS_FIT_FOLDS = 5  # the thresholds that score one fold of images come from the other four
+# Per FAR: each attacker's true-accept rate and the false-accept rate it realises on decoded probes.
+ATTACKER_METRICS = ("tar_fixed", "realised_far_fixed", "tar_aware", "realised_far_aware")
 CI_LEVEL = 0.95
 
 FACE_COLUMNS = ("face_id", "image", "confidence", "short_side")
@@ -47,18 +60,6 @@ GROUP_COLUMNS = ("model", "min_confidence", "breakdown", "bin")
 
 
 # --- embeddings and per-face scores -------------------------------------------------------------
-
-def unit_rows(embeddings: np.ndarray) -> np.ndarray:
-    """Scale each row to length 1; refuse rows whose cosine similarity is undefined."""
-    embeddings = np.asarray(embeddings, dtype=np.float64)
-    if embeddings.ndim != 2:
-        raise ValueError(f"embeddings must be a 2-D (faces, dimensions) array, got shape {embeddings.shape}")
-    norms = np.linalg.norm(embeddings, axis=1)
-    unusable = ~np.isfinite(norms) | (norms == 0)
-    if unusable.any():
-        raise ValueError(f"{int(unusable.sum())} embeddings are zero or not finite; cosine similarity is undefined")
-    return embeddings / norms[:, None]
-
 
 def paired_similarity(original: np.ndarray, decoded: np.ndarray) -> np.ndarray:
     """Cosine similarity of each decoded face to its own original (rows aligned)."""
@@ -86,114 +87,6 @@ def identification_ranks(
         raise ValueError("closed-set identification needs every probe's identity in the gallery")
     best_correct = np.where(correct, similarity, -np.inf).max(axis=1)
     return 1 + np.count_nonzero((similarity > best_correct[:, None]) & ~correct, axis=1)
-
-
-# --- calibrated verification (TAR at FAR) --------------------------------------------------------
-
-def allowed_false_accepts(far: float, impostor_weight: float) -> int:
-    """How many impostor pairs may be accepted at this FAR; 0 means the FAR cannot be resolved."""
-    if not 0 < far < 1:
-        raise ValueError(f"FAR must lie in (0, 1), got {far}")
-    return int(np.floor(far * impostor_weight + 1e-9))  # 1e-9: 0.001 * 3000 must give 3, not 2
-
-
-def _similarity_threshold(ranked_similarity: np.ndarray, pair_weight: np.ndarray, allowed: int) -> float:
-    """Similarity of the first pair at which the impostors' cumulative weight exceeds `allowed`.
-
-    Accepting only pairs strictly more similar than it accepts at most `allowed` impostors,
-    ties included. NaN when the given pairs weigh `allowed` or less in total.
-    """
-    index = np.searchsorted(np.cumsum(pair_weight), allowed, side="right")
-    return float(ranked_similarity[index]) if index < len(ranked_similarity) else np.nan
-
-
-def tar_at_far(genuine_similarity: np.ndarray, impostor_similarity: np.ndarray, far: float) -> tuple[float, float]:
-    """True-accept rate at the dataset threshold whose false-accept rate is at most `far`.
-
-    Returns (TAR, threshold as cosine distance); accepted means similarity > 1 - threshold.
-    Both are NaN when there are fewer than 1/far impostor pairs: the threshold would then be
-    the single most similar impostor, not an estimate of the FAR quantile.
-    """
-    ranked = np.sort(np.asarray(impostor_similarity, dtype=np.float64))[::-1]
-    allowed = allowed_false_accepts(far, ranked.size)
-    if allowed < 1:
-        return np.nan, np.nan
-    threshold = _similarity_threshold(ranked, np.ones(ranked.size), allowed)
-    return float(np.mean(np.asarray(genuine_similarity) > threshold)), 1.0 - threshold
-
-
-@dataclass(frozen=True)
-class ImpostorPairs:
-    """Impostor pairs among original faces, most similar first, with the images each pair joins.
-
-    The image codes let a bootstrap resample weight each pair by how often both images were drawn.
-    """
-
-    similarity: np.ndarray  # (pairs,), descending
-    image_a: np.ndarray  # (pairs,) image code of one face of the pair
-    image_b: np.ndarray  # (pairs,) image code of the other face
-    faces_per_image: np.ndarray  # (images,) faces of the analysed set in each image
-    same_identity_a: np.ndarray  # cross-image pairs left out because labels make them one person
-    same_identity_b: np.ndarray
-
-    @property
-    def count(self) -> int:
-        return len(self.similarity)
-
-    def weight(self, image_counts: np.ndarray) -> int:
-        """Total weight of all impostor pairs when image i is drawn image_counts[i] times.
-
-        All cross-image face pairs, (sum of faces)^2 minus same-image terms over 2, less the
-        pairs that labels declare the same person; O(images), not O(pairs).
-        """
-        faces_drawn = image_counts * self.faces_per_image
-        cross_image = (faces_drawn.sum() ** 2 - (faces_drawn**2).sum()) // 2
-        same_identity = (image_counts[self.same_identity_a] * image_counts[self.same_identity_b]).sum()
-        return int(cross_image - same_identity)
-
-    def similarity_threshold(self, far: float, image_counts: np.ndarray) -> float:
-        """Similarity threshold at `far` for one draw of images (all ones: the dataset itself); NaN if unresolvable."""
-        allowed = allowed_false_accepts(far, self.weight(image_counts))
-        if allowed < 1:
-            return np.nan
-        # The threshold sits near rank far * pairs; scan a generous head first, all pairs only if a draw needs it.
-        head = min(self.count, int(4 * far * self.count) + 1024)
-        for stop in (head, self.count):
-            pair_weight = image_counts[self.image_a[:stop]] * image_counts[self.image_b[:stop]]
-            threshold = _similarity_threshold(self.similarity[:stop], pair_weight, allowed)
-            if not np.isnan(threshold):
-                return threshold
-        return np.nan
-
-
-def impostor_pairs(
-    original: np.ndarray, image_codes: np.ndarray, identity_codes: np.ndarray, n_images: int
-) -> ImpostorPairs:
-    """Pairs of original faces from different images that are not labelled as the same person.
-
-    Faces of one image are different people but never impostor pairs: they share lighting, camera
-    and compression, which would make impostors look alike for reasons unrelated to identity.
-    Memory is O(faces^2); fine up to about 10,000 faces.
-    """
-    image_codes = np.asarray(image_codes)
-    identity_codes = np.asarray(identity_codes)
-    first, second = np.triu_indices(len(image_codes), k=1)
-    cross_image = image_codes[first] != image_codes[second]
-    same_identity = identity_codes[first] == identity_codes[second]
-    impostor = cross_image & ~same_identity
-    first_i, second_i = first[impostor], second[impostor]
-    unit = unit_rows(original)
-    similarity = (unit @ unit.T)[first_i, second_i]
-    order = np.argsort(-similarity, kind="stable")
-    excluded = cross_image & same_identity
-    return ImpostorPairs(
-        similarity=similarity[order],
-        image_a=image_codes[first_i][order],
-        image_b=image_codes[second_i][order],
-        faces_per_image=np.bincount(image_codes, minlength=n_images),
-        same_identity_a=image_codes[first[excluded]],
-        same_identity_b=image_codes[second[excluded]],
-    )
 
 
 # --- bootstrap over images ----------------------------------------------------------------------
@@ -263,25 +156,18 @@ def far_label(far: float) -> str:
 
 def metric_columns(fars: Sequence[float] = DEFAULT_FARS, ranks: Sequence[int] = DEFAULT_RANKS) -> list[str]:
     """The metric columns of privacy_table, each also present with _ci_low and _ci_high."""
-    return ["mean_cosine", "reid_published", *[f"tar_{far_label(far)}" for far in fars], *[f"rank{k}" for k in ranks]]
+    return ["mean_cosine", "reid_published", *[f"{m}_{far_label(far)}" for far in fars for m in ATTACKER_METRICS],
+            *[f"rank{k}" for k in ranks]]
 
 
 @dataclass(frozen=True)
-class _Calibration:
-    """A model's calibrated thresholds on the faces kept at one confidence threshold."""
+class _Attackers:
+    """Both attackers' cross-fitted thresholds at one FAR, and the decoded-vs-original impostor pairs
+    their realised FAR is measured on."""
 
-    impostor_pairs: int
-    similarity: dict[float, float]  # FAR -> threshold on the dataset
-    resampled: dict[float, np.ndarray]  # FAR -> threshold in each bootstrap resample
-
-
-def _calibrate(pairs: ImpostorPairs, fars: Sequence[float], image_counts: np.ndarray) -> _Calibration:
-    dataset = np.ones(image_counts.shape[1], dtype=np.int64)
-    return _Calibration(
-        impostor_pairs=pairs.count,
-        similarity={far: pairs.similarity_threshold(far, dataset) for far in fars},
-        resampled={far: np.array([pairs.similarity_threshold(far, c) for c in image_counts]) for far in fars},
-    )
+    fixed: CrossFitThresholds  # calibrated on original-vs-original impostor pairs
+    aware: CrossFitThresholds  # calibrated on this codec point's decoded-vs-original impostor pairs
+    probe_pairs: ImpostorPairs
 
 
 def _estimate(name: str, point: float, replicates: np.ndarray) -> dict[str, float]:
@@ -293,12 +179,14 @@ def _bin_metrics(
     similarity: np.ndarray,
     ranks: np.ndarray,
     face_images: np.ndarray,
+    in_bin: np.ndarray,
     published_threshold: float,
-    calibration: _Calibration,
+    attackers: Mapping[float, _Attackers],
     image_counts: np.ndarray,
     rank_cutoffs: Sequence[int],
 ) -> dict[str, float]:
-    """Point estimates and bootstrap intervals of every metric over one bin's faces (at least one)."""
+    """Point estimates and bootstrap intervals of every metric over the faces in_bin (at least one)."""
+    similarity, ranks, face_images = similarity[in_bin], ranks[in_bin], face_images[in_bin]
     reid_published = (
         verified_at_distance(similarity, published_threshold).astype(float)
         if np.isfinite(published_threshold) else np.full(len(similarity), np.nan)
@@ -311,26 +199,33 @@ def _bin_metrics(
     row: dict[str, float] = {}
     for name, values in per_face.items():
         row.update(_estimate(name, float(values.mean()), bootstrap_face_mean(values, face_images, image_counts)))
-    for far, threshold in calibration.similarity.items():
-        resampled = calibration.resampled[far]
-        accepted = (similarity[None, :] > resampled[:, None]).astype(float)
-        replicates = np.where(np.isnan(resampled), np.nan, bootstrap_face_mean(accepted, face_images, image_counts))
-        point = float(np.mean(similarity > threshold)) if np.isfinite(threshold) else np.nan
-        row.update(_estimate(f"tar_{far_label(far)}", point, replicates))
+    for far, attacker in attackers.items():
+        for kind, thresholds in (("fixed", attacker.fixed), ("aware", attacker.aware)):
+            threshold, resampled = thresholds.per_face[in_bin], thresholds.resampled[:, in_bin]
+            accepted = (similarity[None, :] > resampled).astype(float)
+            replicates = np.where(np.isnan(resampled).any(axis=1), np.nan,
+                                  bootstrap_face_mean(accepted, face_images, image_counts))
+            point = float(np.mean(similarity > threshold)) if np.isfinite(threshold).all() else np.nan
+            row.update(_estimate(f"tar_{kind}_{far_label(far)}", point, replicates))
+            row.update(_estimate(f"realised_far_{kind}_{far_label(far)}",
+                                 *realised_far(attacker.probe_pairs, thresholds, in_bin, image_counts)))
     return row
 
 
-def _notes(model: str, published_threshold: float, calibration: _Calibration, n_faces: int) -> str:
+def _notes(model: str, published_threshold: float, dataset_thresholds: Mapping[float, float], pairs: int,
+           attackers: Mapping[float, _Attackers], n_faces: int) -> str:
     """Why values in a row are NaN, '; '-separated ('' when none are)."""
     notes = [] if n_faces else ["no faces in this bin"]
     if np.isnan(published_threshold):
         notes.append(f"no published cosine threshold for {model}")
-    for far, threshold in calibration.similarity.items():
+    for far, threshold in dataset_thresholds.items():
+        needed = int(np.ceil(1 / far - 1e-9))
         if np.isnan(threshold):
-            notes.append(
-                f"FAR {far:g} needs >= {int(np.ceil(1 / far - 1e-9))} impostor pairs, "
-                f"{calibration.impostor_pairs} available"
-            )
+            notes.append(f"FAR {far:g} needs >= {needed} impostor pairs, {pairs} available")
+        fewest = min(attackers[far].fixed.fewest_pairs, attackers[far].aware.fewest_pairs)
+        if fewest < needed:
+            notes.append(f"FAR {far:g} attackers need >= {needed} impostor pairs per cross-fitting calibration set, "
+                         f"the smallest has {fewest}")
     return "; ".join(notes)
 
 
@@ -397,12 +292,16 @@ def privacy_table(
     Columns: codec, quality, bpp, model, min_confidence, gallery_size, impostor_pairs,
     distance_threshold_published, distance_threshold_far_<FAR>..., breakdown, bin, n_faces,
     n_images, then each of metric_columns(fars, ranks) followed by its _ci_low and _ci_high, and
-    note (why values are NaN).
+    note (why values are NaN). distance_threshold_far_<FAR> is calibrated on all original-vs-original
+    impostor pairs of the analysed set (descriptive); the attackers' TAR and realised FAR use
+    thresholds cross-fitted over CROSS_FIT_FOLDS folds of images (verification.py).
     """
     _check_inputs(faces, original_embeddings, decoded_embeddings, mean_bpp)
     image_codes, images = pd.factorize(faces["image"])
     identities = face_identities(faces, identity_labels)
     image_counts = bootstrap_image_counts(len(images), n_resamples, seed)
+    folds = image_folds(len(images), CROSS_FIT_FOLDS, seed)
+    dataset = np.ones(len(images), dtype=np.int64)
     confidence = faces["confidence"].to_numpy(dtype=np.float64)
     breakdown_masks = _breakdown_masks(faces, size_edges, confidence_edges)
     rows = []
@@ -413,33 +312,38 @@ def privacy_table(
             kept = confidence >= min_confidence
             if not kept.any():
                 raise ValueError(f"no face has confidence >= {min_confidence}")
-            pairs = impostor_pairs(original[kept], image_codes[kept], identities[kept], len(images))
-            calibration = _calibrate(pairs, fars, image_counts)
+            codes, kept_identities = image_codes[kept], identities[kept]
+            pairs = impostor_pairs(original[kept], codes, kept_identities, len(images))
+            dataset_thresholds = {far: pairs.similarity_threshold(far, dataset) for far in fars}
+            fixed = {far: cross_fit_thresholds(pairs, far, codes, folds, image_counts) for far in fars}
             analysed_set = {
                 "model": model, "min_confidence": min_confidence,
                 "gallery_size": int(kept.sum()), "impostor_pairs": pairs.count,
                 "distance_threshold_published": published,
                 **{f"distance_threshold_{far_label(far)}": 1.0 - threshold
-                   for far, threshold in calibration.similarity.items()},
+                   for far, threshold in dataset_thresholds.items()},
             }
             for (codec, quality), per_model in decoded_embeddings.items():
                 decoded = np.asarray(per_model[model])[kept]
                 similarity = paired_similarity(original[kept], decoded)
-                probe_ranks = identification_ranks(decoded, original[kept], identities[kept], identities[kept])
+                probe_ranks = identification_ranks(decoded, original[kept], kept_identities, kept_identities)
+                probe_pairs = impostor_pairs(original[kept], codes, kept_identities, len(images), probes=decoded)
+                attackers = {far: _Attackers(fixed[far], cross_fit_thresholds(probe_pairs, far, codes, folds,
+                                                                              image_counts), probe_pairs)
+                             for far in fars}
                 for breakdown, name, in_bin in breakdown_masks:
                     in_bin = in_bin[kept]
                     n_faces = int(in_bin.sum())
                     row = {
                         "codec": codec, "quality": quality, "bpp": float(mean_bpp[(codec, quality)]),
                         **analysed_set, "breakdown": breakdown, "bin": name,
-                        "n_faces": n_faces, "n_images": len(np.unique(image_codes[kept][in_bin])),
+                        "n_faces": n_faces, "n_images": len(np.unique(codes[in_bin])),
                     }
                     if n_faces:
-                        row.update(_bin_metrics(
-                            similarity[in_bin], probe_ranks[in_bin], image_codes[kept][in_bin],
-                            published, calibration, image_counts, ranks,
-                        ))
-                    rows.append({**row, "note": _notes(model, published, calibration, n_faces)})
+                        row.update(_bin_metrics(similarity, probe_ranks, codes, in_bin, published, attackers,
+                                                image_counts, ranks))
+                    note = _notes(model, published, dataset_thresholds, pairs.count, attackers, n_faces)
+                    rows.append({**row, "note": note})
     metrics = [f"{m}{suffix}" for m in metric_columns(fars, ranks) for suffix in ("", "_ci_low", "_ci_high")]
     leading = [column for column in rows[0] if column not in metrics and column != "note"]
     return pd.DataFrame(rows).reindex(columns=[*leading, *metrics, "note"])
@@ -454,25 +358,26 @@ class BDDifference(NamedTuple):
     reason: str
 
 
-def _rate_curve(bpp: Sequence[float], metric: Sequence[float], name: str) -> PchipInterpolator | str:
-    """PCHIP of metric over log(bpp), or the reason the points cannot form one."""
-    bpp, metric = np.asarray(bpp, dtype=np.float64), np.asarray(metric, dtype=np.float64)
-    if bpp.shape != metric.shape:
-        return f"codec {name}: {bpp.size} bpp values but {metric.size} metric values"
-    usable = np.isfinite(bpp) & np.isfinite(metric)
-    bpp, metric = bpp[usable], metric[usable]
-    if bpp.size < 2:
-        return f"codec {name} has {bpp.size} point(s) with a finite metric; a curve needs >= 2"
-    if (bpp <= 0).any():
-        return f"codec {name} has bpp <= 0; log(bpp) is undefined"
-    order = np.argsort(bpp)
-    if np.any(np.diff(bpp[order]) == 0):
-        return f"codec {name} has repeated bpp values; metric is not a function of bpp"
-    return PchipInterpolator(np.log(bpp[order]), metric[order])
+def _curve(x: Sequence[float], metric: Sequence[float], name: str, axis: str, log_x: bool) -> PchipInterpolator | str:
+    """PCHIP of metric over x (log x for bitrates), or the reason the points cannot form one."""
+    x, metric = np.asarray(x, dtype=np.float64), np.asarray(metric, dtype=np.float64)
+    if x.shape != metric.shape:
+        return f"codec {name}: {x.size} {axis} values but {metric.size} metric values"
+    usable = np.isfinite(x) & np.isfinite(metric)
+    x, metric = x[usable], metric[usable]
+    if x.size < 2:
+        return f"codec {name} has {x.size} point(s) with a finite metric; a curve needs >= 2"
+    if log_x and (x <= 0).any():
+        return f"codec {name} has {axis} <= 0; log({axis}) is undefined"
+    order = np.argsort(x)
+    if np.any(np.diff(x[order]) == 0):
+        return f"codec {name} has repeated {axis} values; metric is not a function of {axis}"
+    return PchipInterpolator(np.log(x[order]) if log_x else x[order], metric[order])
 
 
 def bd_metric_difference(
-    bpp_a: Sequence[float], metric_a: Sequence[float], bpp_b: Sequence[float], metric_b: Sequence[float]
+    bpp_a: Sequence[float], metric_a: Sequence[float], bpp_b: Sequence[float], metric_b: Sequence[float],
+    *, axis: str = "bpp", log_x: bool = True,
 ) -> BDDifference:
     """Average of metric_A - metric_B at equal bitrate over the bitrates both codecs cover.
 
@@ -484,33 +389,52 @@ def bd_metric_difference(
     where Bjøntegaard's original cubic polynomial needs 4. Points with a NaN metric are dropped.
     The value is in the metric's units: for a rate in [0, 1], x100 gives percentage points, and a
     negative value means codec A re-identifies less than codec B at the same bitrate.
+    Another x axis (`axis` names it in messages; `log_x=False` for a linear one, such as detection
+    mAP) gives the average difference at equal values of that quantity instead.
     """
-    curve_a, curve_b = _rate_curve(bpp_a, metric_a, "A"), _rate_curve(bpp_b, metric_b, "B")
+    curve_a = _curve(bpp_a, metric_a, "A", axis, log_x)
+    curve_b = _curve(bpp_b, metric_b, "B", axis, log_x)
     for curve in (curve_a, curve_b):
         if isinstance(curve, str):
             return BDDifference(np.nan, curve)
     low = max(curve_a.x[0], curve_b.x[0])
     high = min(curve_a.x[-1], curve_b.x[-1])
     if high <= low:
-        return BDDifference(np.nan, "the codecs' bpp ranges do not overlap")
+        return BDDifference(np.nan, f"the codecs' {axis} ranges do not overlap")
     difference = (curve_a.integrate(low, high) - curve_b.integrate(low, high)) / (high - low)
     return BDDifference(float(difference), "")
 
 
-def bd_difference_table(table: pd.DataFrame, metrics: Sequence[str], reference_codec: str) -> pd.DataFrame:
+def bd_rate(bpp_a: Sequence[float], psnr_a: Sequence[float], bpp_b: Sequence[float], psnr_b: Sequence[float]) -> float:
+    """Bjøntegaard delta rate of codec A against B: the mean bitrate ratio - 1 at equal PSNR.
+
+    bd_metric_difference with the axes swapped: log(bpp) as the metric, interpolated over PSNR
+    across the PSNR range both codecs cover. Negative: A needs fewer bits for the same PSNR. NaN
+    where the curves cannot be formed or do not overlap.
+    """
+    difference = bd_metric_difference(psnr_a, np.log(bpp_a), psnr_b, np.log(bpp_b), axis="PSNR", log_x=False)
+    return float(np.expm1(difference.value))
+
+
+def bd_difference_table(table: pd.DataFrame, metrics: Sequence[str], reference_codec: str,
+                        axis: str = "bpp") -> pd.DataFrame:
     """BD metric difference of every codec against `reference_codec`, per model/threshold/bin and metric.
 
-    table: privacy_table's output. Columns: model, min_confidence, breakdown, bin, codec,
-    reference_codec, metric, bd_difference, reason.
+    table: privacy_table's output; `axis` is the column the metric is compared at equal values of:
+    `bpp` (log scale) or a linear one such as detection `map` (the privacy-utility frontier).
+    Columns: model, min_confidence, breakdown, bin, codec, reference_codec, axis, metric,
+    bd_difference, reason.
     """
     rows = []
     for group, curves in table.groupby(list(GROUP_COLUMNS), sort=False):
         reference = curves[curves["codec"] == reference_codec]
         for codec, curve in curves[curves["codec"] != reference_codec].groupby("codec", sort=False):
             for metric in metrics:
-                difference = bd_metric_difference(curve["bpp"], curve[metric], reference["bpp"], reference[metric])
+                difference = bd_metric_difference(curve[axis], curve[metric], reference[axis], reference[metric],
+                                                  axis=axis, log_x=axis == "bpp")
                 rows.append({
                     **dict(zip(GROUP_COLUMNS, group)), "codec": codec, "reference_codec": reference_codec,
-                    "metric": metric, "bd_difference": difference.value, "reason": difference.reason,
+                    "axis": axis, "metric": metric, "bd_difference": difference.value, "reason": difference.reason,
                 })
-    return pd.DataFrame(rows, columns=[*GROUP_COLUMNS, "codec", "reference_codec", "metric", "bd_difference", "reason"])
+    return pd.DataFrame(rows, columns=[*GROUP_COLUMNS, "codec", "reference_codec", "axis", "metric", "bd_difference",
+                                       "reason"])

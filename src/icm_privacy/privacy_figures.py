@@ -1,4 +1,4 @@
-"""Figures of the privacy metrics: metric-vs-bpp curves and a panel of example faces.
+"""Figures of the privacy metrics: metric curves against bpp or detection mAP, and a panel of example faces.
 
 Figures are built as matplotlib Figure objects without pyplot (no global state, no display
 backend needed); plots.save_figure writes the PNG (Agg) and the PDF.
@@ -20,19 +20,25 @@ CAPTION_INCHES = 0.3  # room under each crop for its similarity
 HEADER_INCHES = 0.3  # room above the first row for the column titles
 
 
-def metric_vs_bpp_figure(
+X_LABELS = {"bpp": "bits per pixel (mean over images)", "map": "detection mAP@[.5:.95] (YOLOv5)"}
+
+
+def metric_curves_figure(
     table: pd.DataFrame,
     metric: str,
     *,
     min_confidence: float,
+    x: str = "bpp",
     breakdown: str = "all",
     bin_name: str = "all",
     ylabel: str | None = None,
 ) -> Figure:
-    """One panel per face model, one curve per codec: `metric` against mean bpp, with its 95 % CI band.
+    """One panel per face model, one curve per codec: `metric` against `x`, with its 95 % CI band.
 
-    table: privacy.privacy_table's output (needs codec, bpp, model, min_confidence, breakdown,
-    bin, metric and metric_ci_low/_ci_high).
+    x: "bpp" (mean bpp, log axis: the rate curves) or "map" (detection mAP, linear axis: the
+    privacy-utility frontier, "at equal detection accuracy, how much identity is left").
+    table: privacy.privacy_table's output (needs codec, x, model, min_confidence, breakdown, bin,
+    metric and metric_ci_low/_ci_high).
     """
     rows = table[
         (table["min_confidence"] == min_confidence) & (table["breakdown"] == breakdown) & (table["bin"] == bin_name)
@@ -43,27 +49,32 @@ def metric_vs_bpp_figure(
     width, height = CURVE_PANEL_INCHES
     figure = Figure(figsize=(width * len(models), height), layout="constrained")
     axes = figure.subplots(1, len(models), sharex=True, sharey=True, squeeze=False)[0]
-    # Limits from bpp, not from plotted data: a model whose metric is all NaN still gets a log axis.
-    axes[0].set_xlim(rows["bpp"].min() / 1.25, rows["bpp"].max() * 1.25)
+    # Limits from x, not from plotted data: a model whose metric is all NaN still gets its axis.
+    if x == "bpp":
+        axes[0].set_xlim(rows[x].min() / 1.25, rows[x].max() * 1.25)
+    else:
+        margin = 0.05 * (rows[x].max() - rows[x].min()) or 0.01
+        axes[0].set_xlim(rows[x].min() - margin, rows[x].max() + margin)
     for ax, model in zip(axes, models):
         curves = rows[rows["model"] == model]
         if curves[metric].isna().all():
             ax.text(0.5, 0.5, f"{metric} undefined\n(see the table's note)", ha="center", va="center",
                     transform=ax.transAxes, fontsize="small")
         for label, curve in curves.groupby(curve_labels(curves), sort=False):
-            curve = curve.sort_values("bpp")
-            (line,) = ax.plot(curve["bpp"], curve[metric], marker="o", markersize=3, label=label)
+            curve = curve.sort_values(x)
+            (line,) = ax.plot(curve[x], curve[metric], marker="o", markersize=3, label=label)
             ax.fill_between(
-                curve["bpp"], curve[f"{metric}_ci_low"], curve[f"{metric}_ci_high"],
+                curve[x], curve[f"{metric}_ci_low"], curve[f"{metric}_ci_high"],
                 color=line.get_color(), alpha=0.2, linewidth=0,
             )
-        ax.set_xscale("log")  # codec points are spaced roughly evenly in log bitrate
-        # Plain 0.1, 0.2, 0.5, 1 labels: bpp curves often span less than a decade.
-        ax.xaxis.set_major_locator(LogLocator(subs=(1.0, 2.0, 5.0)))
-        ax.xaxis.set_major_formatter(FormatStrFormatter("%g"))
-        ax.xaxis.set_minor_formatter(NullFormatter())
+        if x == "bpp":
+            ax.set_xscale("log")  # codec points are spaced roughly evenly in log bitrate
+            # Plain 0.1, 0.2, 0.5, 1 labels: bpp curves often span less than a decade.
+            ax.xaxis.set_major_locator(LogLocator(subs=(1.0, 2.0, 5.0)))
+            ax.xaxis.set_major_formatter(FormatStrFormatter("%g"))
+            ax.xaxis.set_minor_formatter(NullFormatter())
         ax.set_title(str(model))
-        ax.set_xlabel("bits per pixel (mean over images)")
+        ax.set_xlabel(X_LABELS.get(x, x))
         ax.grid(alpha=0.3)
     axes[0].set_ylabel(ylabel or metric)
     axes[-1].legend(title="codec", fontsize="small")

@@ -7,7 +7,11 @@ interrupted job never leaves a file that looks complete.
 from __future__ import annotations
 
 import contextlib
+import hashlib
+import json
 import logging
+import os
+import shutil
 import sys
 import traceback
 from pathlib import Path
@@ -23,6 +27,9 @@ from .weights import use_deepface_home
 log = logging.getLogger("icm_privacy")
 
 MANIFEST_COLUMNS = ["image", "source", "width", "height", "status", "reason"]
+BD_METRICS = ["mean_cosine", "reid_published", "rank1"]  # compared between codecs at equal bpp or mAP
+TABLE1_QUALITY_COLUMNS = ["psnr_rgb_mean", "psnr_y_mean", "ms_ssim_mean", "face_psnr_mean"]  # from quality.py
+NOT_READ = "not read"  # manifest status of a dataset folder's file that is no image the run reads
 
 
 @contextlib.contextmanager
@@ -69,6 +76,23 @@ def shard_pngs(folder: str | Path) -> list[Path]:
 CODING_COLUMNS = ["image", "bitstream", "bytes", "bpp", "estimated_bpp", "encode_seconds", "decode_seconds"]
 
 
+def _sha256(path: Path) -> str:
+    with open(path, "rb") as file:  # streamed: a large image's PNG is never held whole for this
+        return hashlib.file_digest(file, "sha256").hexdigest()
+
+
+def _finished_image(record_path: Path, key: str, bitstream: Path, decoded: Path) -> list | None:
+    """The coding.csv row of an image a killed or failed run of this job finished, if its record is for
+    the same work (`key`) and both its files are there with the bytes recorded; else None."""
+    try:
+        record = json.loads(record_path.read_text())
+        if record["key"] == key and record["sha256"] == [_sha256(bitstream), _sha256(decoded)]:
+            return record["row"]
+    except (OSError, ValueError, KeyError):
+        pass
+    return None
+
+
 def code_shard(images_folder: str, bitstream_folder: str, decoded_folder: str, codec: str, quality: float,
                options: dict, threads: int, faces_csv: str | None = None) -> pd.DataFrame:
     """Encode every prepared image of one shard at one codec point, and decode each bitstream file back.
@@ -77,31 +101,66 @@ def code_shard(images_folder: str, bitstream_folder: str, decoded_folder: str, c
     `coding.csv` beside the bitstreams records, per image, the file's bytes and bpp, the model's
     likelihood estimate (learned codecs; empty for the others) and the encode and decode seconds.
     De-identification codecs also get each image's face boxes, found on the original.
+
+    Each image is coded into a work folder beside the bitstreams (`.shard-N.work`), which the
+    scheduler does not delete when the job is killed or fails; a re-run reuses every image whose record
+    there matches the work (image bytes, codec, quality, options, threads, face boxes) and whose files
+    still hold the recorded bytes, so a crash costs the image in flight. An image the codec fails on is
+    logged by name and the others are still coded; the job then fails naming every failed image, and
+    the re-run codes only those. Only when all are done do the files move into the output folders.
     """
-    from .codecs import make_codec
+    from .codecs import CodecError, CodecUnavailable, make_codec
     from .codecs.deidentify import face_boxes
 
     codec_instance = make_codec(codec, **options, threads=threads)
     faces = pd.read_csv(faces_csv, dtype={"image": str}) if codec_instance.needs_faces else None
     bitstreams, decoded = Path(bitstream_folder), Path(decoded_folder)
-    bitstreams.mkdir(parents=True, exist_ok=True)
-    decoded.mkdir(parents=True, exist_ok=True)
+    work = bitstreams.with_name(f".{bitstreams.name}.work")
+    work.mkdir(parents=True, exist_ok=True)
     image_paths = shard_pngs(images_folder)
-    rows = []
+    rows, failed = [], {}
     for number, image_path in enumerate(image_paths, 1):
-        image_id, rgb = image_path.stem, read_png(image_path)
-        bitstream = bitstreams / f"{image_id}.{codec_instance.extension}"
-        result = codec_instance.code(rgb, quality, bitstream, decoded / f"{image_id}.png", image_id,
-                                     faces=None if faces is None else face_boxes(faces, image_id))
+        image_id = image_path.stem
+        boxes = None if faces is None else face_boxes(faces, image_id)
+        key = json.dumps([_sha256(image_path), codec, quality, options, threads, boxes], sort_keys=True, default=str)
+        bitstream, decoded_png = work / f"{image_id}.{codec_instance.extension}", work / f"{image_id}.png"
+        record_path = work / f"{image_id}.json"
+        row = _finished_image(record_path, key, bitstream, decoded_png)
+        if row is not None:
+            log.info("[%d/%d] %s: finished by an earlier run of this job, reused", number, len(image_paths), image_id)
+            rows.append(row)
+            continue
+        rgb = read_png(image_path)
+        try:
+            result = codec_instance.code(rgb, quality, bitstream, decoded_png, image_id, faces=boxes)
+        except CodecUnavailable:
+            raise  # missing weights or binaries: every other image would fail the same way
+        except CodecError as error:
+            log.error("[%d/%d] %s failed: %s", number, len(image_paths), image_id, error)
+            failed[image_id] = str(error)
+            continue
         estimated = codec_instance.estimated_bpp(rgb, quality)
-        rows.append([image_id, bitstream.name, result.bitstream_bytes, result.bpp, estimated,
-                     result.encode_seconds, result.decode_seconds])
+        row = [image_id, bitstream.name, result.bitstream_bytes, result.bpp, estimated,
+               result.encode_seconds, result.decode_seconds]
+        with atomic_path(record_path) as temporary:  # written last: the record vouches for both files
+            temporary.write_text(json.dumps({"key": key, "row": row, "sha256": [_sha256(bitstream), _sha256(decoded_png)]},
+                                            default=float))  # numpy scalars in the row
+        rows.append(row)
         log.info("[%d/%d] %s %s q=%s: %d bytes, %.4f bpp, encode %.2f s, decode %.2f s", number, len(image_paths),
                  image_id, codec, quality, result.bitstream_bytes, result.bpp, result.encode_seconds,
                  result.decode_seconds)
+    if failed:
+        raise CodecError(f"{len(failed)} of {len(image_paths)} images failed (the others are kept in {work} for "
+                         "the re-run): " + "; ".join(f"{image}: {error}" for image, error in failed.items()))
+    bitstreams.mkdir(parents=True, exist_ok=True)
+    decoded.mkdir(parents=True, exist_ok=True)
+    for row in rows:
+        os.replace(work / row[1], bitstreams / row[1])
+        os.replace(work / f"{row[0]}.png", decoded / f"{row[0]}.png")
     coding = pd.DataFrame(rows, columns=CODING_COLUMNS)
     with atomic_path(bitstreams / "coding.csv") as temporary:
         coding.to_csv(temporary, index=False)
+    shutil.rmtree(work)
     return coding
 
 
@@ -191,7 +250,8 @@ def load_embeddings(paths: list[str], model: str) -> dict[str, np.ndarray]:
 
 
 def tabulate(shard_folders: list[str], faces_csvs: list[str], coded_folders: dict[str, list[str]],
-             embedding_files: dict[str, list[str]], models: list[str], reduced_points: list[str], outputs) -> None:
+             embedding_files: dict[str, list[str]], models: list[str], reduced_points: list[str], outputs,
+             unread: dict[str, str] | None = None) -> None:
     """Gather per-image rates and per-face similarities from every shard and codec point.
 
     `coded_folders`: codec point ("<codec>/<quality>") -> its shards' bitstream folders.
@@ -203,6 +263,9 @@ def tabulate(shard_folders: list[str], faces_csvs: list[str], coded_folders: dic
     from .tables import face_similarity_table, rates_table
 
     manifest = pd.concat([pd.read_csv(Path(folder) / "manifest.csv", dtype={"image": str}) for folder in shard_folders])
+    if unread:  # the dataset folder's other files: listed with the reason, never dropped without a word
+        manifest = pd.concat([manifest, pd.DataFrame([[Path(path).stem, path, 0, 0, NOT_READ, reason]
+                                                      for path, reason in unread.items()], columns=MANIFEST_COLUMNS)])
     accepted = manifest[manifest.status == "accepted"]
     coded = []
     for point, folders in coded_folders.items():
@@ -234,6 +297,33 @@ def tabulate(shard_folders: list[str], faces_csvs: list[str], coded_folders: dic
             table.to_csv(temporary, index=False)
 
 
+def measure_quality(originals_folder: str, decoded_folder: str, faces_csv: str, min_confidence: float,
+                    quality_csv: str) -> None:
+    """PSNR (RGB, Y', face boxes) and MS-SSIM of every decoded image of one shard and codec point."""
+    from .quality import measure_shard
+
+    table = measure_shard(originals_folder, decoded_folder, faces_csv, min_confidence)
+    log.info("%d images measured", len(table))
+    with atomic_path(quality_csv) as temporary:
+        table.to_csv(temporary, index=False)
+
+
+def tabulate_quality(quality_files: dict[str, list[str]], outputs) -> None:
+    """Per image x codec point (tables/quality.csv) and per codec point (mean and pooled) quality tables.
+
+    `quality_files`: codec point ("<codec>/<quality>") -> its shards' measure_quality files.
+    """
+    from .quality import quality_summary
+
+    per_image = pd.concat(
+        [pd.read_csv(path, dtype={"image": str}).assign(codec=point.split("/")[0], quality=point.split("/")[1])
+         for point, paths in quality_files.items() for path in paths], ignore_index=True)
+    per_image = per_image[["codec", "quality", *per_image.columns[:-2]]]
+    for table, path in ((per_image, outputs.per_image), (quality_summary(per_image), outputs.summary)):
+        with atomic_path(path) as temporary:
+            table.to_csv(temporary, index=False)
+
+
 def summarise(inputs, models: list[str], thresholds: list[float], outputs) -> None:
     """Write Table 1 (CSV and Markdown) per confidence threshold, and a run summary."""
     from .tables import table1, to_markdown
@@ -243,9 +333,10 @@ def summarise(inputs, models: list[str], thresholds: list[float], outputs) -> No
     faces = pd.read_csv(inputs.faces, dtype={"image": str, "face_id": str, "quality": str})
     manifest = pd.read_csv(inputs.manifest, dtype={"image": str})
     detection = (pd.read_csv(inputs.detection, dtype={"quality": str}) if "detection" in inputs.keys() else None)
+    quality = pd.read_csv(inputs.quality, dtype={"quality": str})[["codec", "quality", *TABLE1_QUALITY_COLUMNS]]
     tables = {}
     for threshold in thresholds:
-        tables[threshold] = table1(rates, faces, models, threshold)
+        tables[threshold] = table1(rates, faces, models, threshold).merge(quality, on=["codec", "quality"], how="left")
         if detection is not None:  # the study's "detection accuracy" column
             tables[threshold] = tables[threshold].merge(
                 detection[["codec", "quality", "map"]].rename(columns={"map": "detection_map"}),
@@ -257,10 +348,13 @@ def summarise(inputs, models: list[str], thresholds: list[float], outputs) -> No
                         tables[threshold].to_csv(temporary, index=False)
                     else:
                         temporary.write_text(to_markdown(tables[threshold]))
-    refused = manifest[manifest.status != "accepted"]
+    unread = manifest[manifest.status == NOT_READ]
+    refused = manifest[~manifest.status.isin(["accepted", NOT_READ])]
+    listed = len(manifest) - len(unread)
     lines = [
         "# Run summary", "",
-        f"- images listed: {len(manifest)}; accepted: {len(manifest) - len(refused)}; refused: {len(refused)}",
+        f"- images listed: {listed}; accepted: {listed - len(refused)}; refused: {len(refused)}; "
+        f"other files in the dataset folder, not read: {len(unread)}",
         f"- codec points: {rates.groupby(['codec', 'quality']).ngroups}; face models: {', '.join(models)}",
         *[f"- faces with detector confidence >= {t:.3f}: {int(faces[faces.confidence >= t].face_id.nunique())}"
           for t in thresholds],
@@ -269,6 +363,8 @@ def summarise(inputs, models: list[str], thresholds: list[float], outputs) -> No
     ]
     if len(refused):
         lines += ["## Refused images", "", *[f"- {row.reason}" for row in refused.itertuples()], ""]
+    if len(unread):
+        lines += ["## Files not read", "", *[f"- {row.source}: {row.reason}" for row in unread.itertuples()], ""]
     for threshold, table in tables.items():
         lines += [f"## Table 1, detector confidence >= {threshold:.3f}", "", to_markdown(table)]
     with atomic_path(outputs.summary) as temporary:
@@ -325,19 +421,36 @@ def privacy_metrics(faces_table_csv: str, rates_csv: str, embedding_files: dict[
     table = pd.concat([standard, *(analysis(f"{point}/reduced-original", {point: f"{point}/reduced"}, CROSS_RESOLUTION)
                                    for point in reduced_points)], ignore_index=True)
     reference = settings.get("reference_codec") or points[0].split("/")[0]
-    differences = bd_difference_table(standard, ["mean_cosine", "reid_published", "rank1"], reference)
+    differences = bd_difference_table(standard, BD_METRICS, reference)
     for frame, path in ((table, outputs.table), (differences, outputs.differences)):
         with atomic_path(path) as temporary:
             frame.to_csv(temporary, index=False)
 
 
-def plot_privacy(privacy_csv: str, metric: str, threshold: float, outputs) -> None:
-    from .plots import save_figure
-    from .privacy_figures import metric_vs_bpp_figure
+def privacy_utility_frontier(privacy_csv: str, detection_csv: str, reference_codec: str, outputs) -> None:
+    """Privacy against the machine task: each codec point's privacy rows (standard attacker) with its
+    detection mAP, and how much identity each codec leaves at equal detection mAP compared with the
+    reference codec (the BD-style difference over mAP instead of bpp)."""
+    from .privacy import bd_difference_table
 
-    table = pd.read_csv(privacy_csv)
+    privacy = pd.read_csv(privacy_csv, dtype={"quality": str})
+    detection = pd.read_csv(detection_csv, dtype={"quality": str})
+    frontier = privacy[privacy.attacker == STANDARD_ATTACKER].merge(
+        detection[["codec", "quality", "map"]], on=["codec", "quality"], how="inner")
+    differences = bd_difference_table(frontier, BD_METRICS, reference_codec, axis="map")
+    for frame, path in ((frontier, outputs.table), (differences, outputs.differences)):
+        with atomic_path(path) as temporary:
+            frame.to_csv(temporary, index=False)
+
+
+def plot_privacy(table_csv: str, metric: str, threshold: float, x: str, outputs) -> None:
+    """One privacy metric against `x`: bpp (privacy.csv) or detection mAP (frontier.csv)."""
+    from .plots import save_figure
+    from .privacy_figures import metric_curves_figure
+
+    table = pd.read_csv(table_csv)
     labels = {"reid_published": "re-identification rate\n(DeepFace threshold)", "rank1": "rank-1 identification rate"}
-    figure = metric_vs_bpp_figure(table, metric, min_confidence=threshold, ylabel=labels.get(metric, metric))
+    figure = metric_curves_figure(table, metric, min_confidence=threshold, x=x, ylabel=labels.get(metric, metric))
     save_figure(figure, outputs.png, outputs.pdf)
 
 

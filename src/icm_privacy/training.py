@@ -24,6 +24,10 @@ What this module assumes where the paper text available here does not say it exa
   not apply to them, and they cover annotated objects only, where SAM also segments background.
 
 CLI: python -m icm_privacy.training --images DIR --annotations instances.json --out ckpt.pth.tar
+`--objective mse` trains the whole-image control on the same crops; every --checkpoint-every steps a
+resume state is written beside --out and a rerun continues from it; a CSV log (step, loss, bpp, mse,
+edge_mse, aux_loss) is kept. The shipped icm-edge / icm-mse codecs are the ICM_* recipe below
+(docs/icm_training.md).
 The checkpoint has the authors' layout ({"state_dict": ..., ...}), so the sa-icm codec loads it.
 """
 from __future__ import annotations
@@ -47,6 +51,7 @@ from .images import to_rgb8
 
 PAPER_LAMBDA = 0.05
 PAPER_ALPHAS = (0.78, 0.93)
+OBJECTIVES = ("edge", "mse")
 
 
 def edge_map(masks: np.ndarray) -> np.ndarray:
@@ -144,35 +149,49 @@ def sample_crops(images: list[EdgeImage], crop: int, batch_size: int, rng: np.ra
     return x, torch.from_numpy(np.stack(edges))[:, None]
 
 
-def sa_icm_loss(output: dict, x, edges, lmbda: float) -> dict:
-    """bpp + lambda * 255^2 * mean((x - x_hat)^2 * edges); see the module docstring."""
+def sa_icm_loss(output: dict, x, edges, lmbda: float, objective: str = "edge") -> dict:
+    """bpp + lambda * 255^2 * distortion; see the module docstring.
+
+    objective "edge" (SA-ICM): distortion = mean((x - x_hat)^2 * edges); "mse" (the control): the plain
+    mean((x - x_hat)^2). Both distortions are returned, so either run logs what the other optimizes.
+    """
+    if objective not in OBJECTIVES:
+        raise ValueError(f"objective {objective!r} is not one of {OBJECTIVES}")
     batch, _, height, width = x.shape
     bits = sum(-(likelihoods.log2().sum()) for likelihoods in output["likelihoods"].values())
     bpp = bits / (batch * height * width)
-    edge_mse = ((output["x_hat"] - x) ** 2 * edges).mean()
-    return {"loss": bpp + lmbda * 255**2 * edge_mse, "bpp": bpp, "edge_mse": edge_mse}
+    squared = (output["x_hat"] - x) ** 2
+    mse, edge_mse = squared.mean(), (squared * edges).mean()
+    distortion = edge_mse if objective == "edge" else mse
+    return {"loss": bpp + lmbda * 255**2 * distortion, "bpp": bpp, "mse": mse, "edge_mse": edge_mse}
 
 
-def train(model, batches, steps: int, lmbda: float = PAPER_LAMBDA, learning_rate: float = 1e-4,
-          aux_learning_rate: float = 1e-3, clip_norm: float = 1.0, log=None) -> list[dict]:
-    """Optimize `model` for `steps` batches from the iterator `batches` of (x, edges).
-
-    As in CompressAI/TCM training: Adam on the network, a second Adam on the entropy bottleneck's
-    quantiles driven by the auxiliary loss, gradient norm clipped. Returns per-step numbers.
-    """
+def make_optimizers(model, learning_rate: float, aux_learning_rate: float):
+    """As in CompressAI/TCM training: Adam on the network, a second Adam on the entropy bottleneck's quantiles."""
     parameters = dict(model.named_parameters())
     quantiles = [name for name in parameters if name.endswith(".quantiles")]
     optimizer = torch.optim.Adam([p for n, p in parameters.items() if n not in quantiles], lr=learning_rate)
-    aux_optimizer = torch.optim.Adam([parameters[n] for n in quantiles], lr=aux_learning_rate)
+    return optimizer, torch.optim.Adam([parameters[n] for n in quantiles], lr=aux_learning_rate)
+
+
+def train(model, batches, steps: int, lmbda: float = PAPER_LAMBDA, learning_rate: float = 1e-4,
+          aux_learning_rate: float = 1e-3, clip_norm: float = 1.0, log=None, objective: str = "edge",
+          optimizers=None, start: int = 0) -> list[dict]:
+    """Optimize `model` for steps start .. steps-1 with batches of (x, edges) from the iterator `batches`.
+
+    Gradient norm clipped, as in CompressAI/TCM training. `optimizers` (from make_optimizers) carry
+    Adam's state across calls, which resuming needs. Returns per-step numbers; `log` gets each one.
+    """
+    optimizer, aux_optimizer = optimizers or make_optimizers(model, learning_rate, aux_learning_rate)
     device = next(model.parameters()).device
     model.train()
     history = []
-    for step in range(steps):
+    for step in range(start, steps):
         # contiguous: a channels-last 3-channel input (what permuting HWC crops gives) corrupts the heap
         # in oneDNN's convolution backward on torch 2.13 CPU (crash in compressai's ResidualBlockWithStride)
         x, edges = (tensor.to(device).contiguous() for tensor in next(batches))
         optimizer.zero_grad()
-        terms = sa_icm_loss(model(x), x, edges, lmbda)
+        terms = sa_icm_loss(model(x), x, edges, lmbda, objective)
         terms["loss"].backward()
         if clip_norm > 0:
             torch.nn.utils.clip_grad_norm_(model.parameters(), clip_norm)
@@ -204,6 +223,56 @@ def training_model(codec_name: str, quality: float, init: Path | None, device: s
     return codec, codec.model(quality)
 
 
+# The recipe of the shipped icm-edge / icm-mse codecs (docs/icm_training.md): a base trained with the
+# mse objective, then every (codec, rate point) fine-tuned from it with the same crops (same seed), the
+# same steps and learning rate; only the objective and lambda differ. Sized for 2 CPU cores.
+ICM_SETTINGS = ["--crop", "128", "--batch-size", "4", "--learning-rate", "5e-4", "--seed", "0", "--device", "cpu",
+                "--checkpoint-every", "100"]
+ICM_BASE = {"objective": "mse", "lmbda": 0.003, "steps": 200}
+ICM_VARIANTS = {  # codec -> rate point -> lambda; chosen so that both cover ~0.05-0.4 bpp on coco-persons
+    "icm-edge": {"1": 0.08, "2": 0.5},
+    "icm-mse": {"1": 0.001, "2": 0.006},
+}
+ICM_FINE_TUNE_STEPS = 100
+
+
+def icm_arguments(images: Path, annotations: Path, out: Path, codec: str | None = None, rate: str | None = None,
+                  base: Path | None = None, threads: int | None = None) -> list[str]:
+    """CLI arguments of one recipe run: the base (codec None) or a variant fine-tuned from `base`."""
+    if codec is None:
+        run = {**ICM_BASE, "model": "icm-mse"}
+    else:
+        objective = CODECS[codec].objective
+        run = {"objective": objective, "lmbda": ICM_VARIANTS[codec][rate], "steps": ICM_FINE_TUNE_STEPS,
+               "model": codec, "quality": rate, "init": base}
+    arguments = [f"--{key}={value}" for key, value in run.items()]
+    extra = [] if threads is None else [f"--threads={threads}"]
+    return ["--images", str(images), "--annotations", str(annotations), "--out", str(out), *ICM_SETTINGS,
+            *arguments, *extra]
+
+
+def ship_icm_weights(checkpoints: dict[str, Path], folder: Path) -> dict:
+    """Copy trained checkpoints ("<codec>/<rate>" -> file) into `folder` with the manifest the icm codecs check."""
+    import shutil
+
+    from .sources import sha256_of
+
+    codecs = {}
+    for point, checkpoint in checkpoints.items():
+        codec, rate = point.split("/")
+        name = f"{codec}-{rate}.pth.tar"
+        with atomic_path(Path(folder) / name) as temporary:
+            shutil.copyfile(checkpoint, temporary)
+        saved = torch.load(checkpoint, map_location="cpu", weights_only=True)
+        codecs.setdefault(codec, {})[rate] = {
+            "file": name, "sha256": sha256_of(Path(folder) / name), "objective": saved["objective"],
+            "lmbda": saved["lmbda"], "fine_tune_steps": saved["step"], "base_steps": ICM_BASE["steps"]}
+    manifest = {"architecture": "compressai MeanScaleHyperprior(N=64, M=96)", "codecs": codecs}
+    with atomic_path(Path(folder) / "manifest.json") as temporary:
+        temporary.write_text(json.dumps(manifest, indent=2) + "\n")
+    return manifest
+
+
 def parse_arguments(argv: list[str]) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="python -m icm_privacy.training", description=__doc__.splitlines()[0])
     parser.add_argument("--images", type=Path, required=True, help="COCO image folder")
@@ -224,27 +293,88 @@ def parse_arguments(argv: list[str]) -> argparse.Namespace:
     parser.add_argument("--sam-model", default="vit_h", help="SAM model type, for --masks sam")
     parser.add_argument("--first-n", type=int, help="use only the first N images (by id)")
     parser.add_argument("--learning-rate", type=float, default=1e-4)
+    parser.add_argument("--objective", choices=OBJECTIVES, default="edge",
+                        help="edge: SA-ICM's edge-region distortion; mse: the whole image (the control)")
+    parser.add_argument("--checkpoint-every", type=int, default=100, help="steps between resume states")
+    parser.add_argument("--log", type=Path, help="CSV log of every step (default: beside --out, .csv)")
+    parser.add_argument("--threads", type=int, help="torch intra-op threads (default: torch's)")
     parser.add_argument("--device", default="auto")
     parser.add_argument("--seed", type=int, default=0)
     return parser.parse_args(argv)
 
 
+LOG_COLUMNS = ("step", "loss", "bpp", "mse", "edge_mse", "aux_loss")
+
+
+def resume_path(out: Path) -> Path:
+    return Path(out).with_name(Path(out).name + ".resume")
+
+
+def save_resume_state(path: Path, model, optimizers, rng: np.random.Generator, log_rows: list[str]) -> None:
+    """What a killed run needs to continue as if uninterrupted: weights, Adam moments, both RNGs, the log so far.
+
+    The log rows travel in the state because a workflow manager deletes a failed job's outputs (the CSV).
+    """
+    with atomic_path(path) as temporary:
+        torch.save({"state_dict": model.state_dict(), "optimizers": [o.state_dict() for o in optimizers],
+                    "step": len(log_rows), "log_rows": log_rows, "torch_rng": torch.get_rng_state(),
+                    "numpy_rng": rng.bit_generator.state}, temporary)
+
+
+def load_resume_state(path: Path, model, optimizers, rng: np.random.Generator) -> list[str]:
+    """Restore a state saved by save_resume_state; returns the log rows of the steps done."""
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+        model.load_state_dict(state["state_dict"])  # compressai's: resizes the CDF buffers as needed
+        for optimizer, saved in zip(optimizers, state["optimizers"], strict=True):
+            optimizer.load_state_dict(saved)
+    except Exception as error:
+        raise RuntimeError(f"{path}: cannot resume from this training state ({error}); delete it to start over") \
+            from error
+    torch.set_rng_state(state["torch_rng"])
+    rng.bit_generator.state = state["numpy_rng"]
+    return state["log_rows"]
+
+
 def main(argv: list[str] | None = None) -> list[dict]:
+    """Train, writing a resume state every --checkpoint-every steps; a rerun continues from the last one."""
     args = parse_arguments(sys.argv[1:] if argv is None else argv)
     multiple = getattr(CODECS.get(args.model), "padding_multiple", 1)
     if args.crop % multiple:
         raise SystemExit(f"--crop {args.crop} must be a multiple of {multiple} for {args.model}")
+    if args.threads:
+        torch.set_num_threads(args.threads)
     torch.manual_seed(args.seed)
     codec, model = training_model(args.model, args.quality, args.init, args.device)
     sam = SamMasks(args.sam_checkpoint, args.sam_model, args.alpha, str(codec.device)) if args.masks == "sam" else None
     images = load_edge_images(args.images, args.annotations, args.first_n, sam)
     rng = np.random.default_rng(args.seed)
     batches = iter(lambda: sample_crops(images, args.crop, args.batch_size, rng), None)
-    history = train(model, batches, args.steps, args.lmbda, args.learning_rate,
-                    log=lambda record: print(json.dumps(record), flush=True))
+    optimizers = make_optimizers(model, args.learning_rate, 1e-3)
+    state_path = resume_path(args.out)
+    rows = load_resume_state(state_path, model, optimizers, rng) if state_path.is_file() else []
+    log_path = args.log or args.out.with_name(args.out.name.split(".")[0] + ".csv")
+    log_path.parent.mkdir(parents=True, exist_ok=True)
+    history = []
+    with log_path.open("w") as log:
+        log.write(",".join(LOG_COLUMNS) + "\n" + "".join(row + "\n" for row in rows))
+
+        def record(values: dict) -> None:
+            rows.append(",".join(f"{values[column]:.6g}" for column in LOG_COLUMNS))
+            log.write(rows[-1] + "\n")
+            print(json.dumps(values), flush=True)
+
+        start = len(rows)
+        for stop in [*range(start + args.checkpoint_every, args.steps, args.checkpoint_every), args.steps]:
+            history += train(model, batches, stop, args.lmbda, objective=args.objective, optimizers=optimizers,
+                             start=len(rows), log=record)
+            log.flush()
+            if stop < args.steps:
+                save_resume_state(state_path, model, optimizers, rng, rows)
     final = history[-1]["loss"] if history else math.nan
     save_checkpoint(model, args.out, step=args.steps, loss=final, codec=args.model, lmbda=args.lmbda,
-                    alpha=args.alpha if args.masks == "sam" else None, masks=args.masks)
+                    objective=args.objective, alpha=args.alpha if args.masks == "sam" else None, masks=args.masks)
+    state_path.unlink(missing_ok=True)
     return history
 
 

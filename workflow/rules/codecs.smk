@@ -15,15 +15,14 @@ for entry in config["codecs"]:
             **codec_face_inputs(entry),
         output:
             bitstreams=directory(f"{RESULTS}/bitstreams/{entry['label']}/{{quality}}/shard-{{shard}}"),
-            decoded=directory(f"{RESULTS}/decoded/{entry['label']}/{{quality}}/shard-{{shard}}"),
+            decoded=decoded_output(f"{RESULTS}/decoded/{entry['label']}/{{quality}}/shard-{{shard}}"),
         params:
             codec=entry["codec"],
             options=entry.get("options", {}),
         threads: entry["threads"]
         resources:
-            mem_mb=6000 if codec.uses_gpu else 2000,
-            runtime=240,
-            gpu=GPU_PER_MODEL_JOB if codec.uses_gpu else 0,
+            **compute_resources(mem_mb=6000 if codec.uses_gpu else 2000, runtime=240,
+                                gpu=GPU_PER_MODEL_JOB if codec.uses_gpu else 0),
         conda:
             f"../../envs/{codec.conda_env}.yaml"
         log:

@@ -31,8 +31,7 @@ rule prepare_images:
     benchmark:
         f"{RESULTS}/benchmarks/prepare_images/shard-{{shard}}.tsv"
     resources:
-        mem_mb=2000,
-        runtime=30,
+        **compute_resources(mem_mb=2000, runtime=30),
     conda:
         "../../envs/codecs.yaml"
     script:

@@ -12,9 +12,7 @@ rule detect_objects:
         dataset=config["dataset"],
     threads: 1
     resources:
-        mem_mb=3000,
-        runtime=240,
-        gpu=GPU_PER_MODEL_JOB,
+        **compute_resources(mem_mb=3000, runtime=240, gpu=GPU_PER_MODEL_JOB),
     log:
         f"{RESULTS}/logs/detect_objects/{{point}}/shard-{{shard}}.log",
     benchmark:

@@ -17,9 +17,7 @@ rule detect_faces:
         f"{RESULTS}/benchmarks/detect_faces/shard-{{shard}}.tsv"
     threads: 2
     resources:
-        mem_mb=6000,
-        runtime=240,
-        gpu=GPU_PER_MODEL_JOB,
+        **compute_resources(mem_mb=6000, runtime=240, gpu=GPU_PER_MODEL_JOB),
     conda:
         "../../envs/faces.yaml"
     script:
@@ -39,8 +37,7 @@ rule crop_faces:
     benchmark:
         f"{RESULTS}/benchmarks/crop_faces/{{point}}/shard-{{shard}}.tsv"
     resources:
-        mem_mb=2000,
-        runtime=30,
+        **compute_resources(mem_mb=2000, runtime=30),
     conda:
         "../../envs/codecs.yaml"
     script:
@@ -63,8 +60,7 @@ rule crop_faces_reduced:
     benchmark:
         f"{RESULTS}/benchmarks/crop_faces_reduced/{{label}}/{{quality}}/shard-{{shard}}.tsv"
     resources:
-        mem_mb=2000,
-        runtime=30,
+        **compute_resources(mem_mb=2000, runtime=30),
     conda:
         "../../envs/codecs.yaml"
     script:
@@ -107,9 +103,7 @@ rule embed_faces:
         f"{RESULTS}/benchmarks/embed_faces/{{version}}/shard-{{shard}}.tsv"
     threads: 2
     resources:
-        mem_mb=6000,
-        runtime=240,
-        gpu=GPU_PER_MODEL_JOB,
+        **compute_resources(mem_mb=6000, runtime=240, gpu=GPU_PER_MODEL_JOB),
     conda:
         "../../envs/faces.yaml"
     script:

@@ -38,6 +38,8 @@ rule plot_privacy:
         pdf=f"{RESULTS}/figures/{{metric}}_vs_bpp_conf{{t}}.pdf",
     wildcard_constraints:
         metric="reid_published|rank1|mean_cosine",
+    params:
+        x="bpp",
     log:
         f"{RESULTS}/logs/plot_privacy/{{metric}}_conf{{t}}.log",
     benchmark:
@@ -69,3 +71,45 @@ rule plot_example_faces:
         "../../envs/results.yaml"
     script:
         "../../scripts/plot_example_faces.py"
+
+
+rule privacy_utility_frontier:
+    # COCO datasets only (needs detection mAP): at equal detection accuracy, how much identity is left.
+    localrule: True
+    input:
+        privacy=f"{RESULTS}/tables/privacy.csv",
+        detection=f"{RESULTS}/tables/detection.csv",
+    output:
+        table=report(f"{RESULTS}/tables/frontier.csv", category="Tables"),
+        differences=report(f"{RESULTS}/tables/frontier_bd.csv", category="Tables"),
+    params:
+        reference_codec=REFERENCE_CODEC,
+    log:
+        f"{RESULTS}/logs/privacy_utility_frontier.log",
+    benchmark:
+        f"{RESULTS}/benchmarks/privacy_utility_frontier.tsv"
+    conda:
+        "../../envs/results.yaml"
+    script:
+        "../../scripts/privacy_utility_frontier.py"
+
+
+rule plot_frontier:
+    localrule: True
+    input:
+        f"{RESULTS}/tables/frontier.csv",
+    output:
+        png=report(f"{RESULTS}/figures/frontier_{{metric}}_conf{{t}}.png", category="Privacy-utility frontier"),
+        pdf=f"{RESULTS}/figures/frontier_{{metric}}_conf{{t}}.pdf",
+    wildcard_constraints:
+        metric="reid_published|rank1|mean_cosine",
+    params:
+        x="map",
+    log:
+        f"{RESULTS}/logs/plot_frontier/{{metric}}_conf{{t}}.log",
+    benchmark:
+        f"{RESULTS}/benchmarks/plot_frontier/{{metric}}_conf{{t}}.tsv"
+    conda:
+        "../../envs/results.yaml"
+    script:
+        "../../scripts/plot_privacy.py"

@@ -18,6 +18,7 @@ rule tabulate:
         coded_folders={p: expand(f"{RESULTS}/bitstreams/{p}/shard-{{shard}}", shard=SHARDS) for p in POINT_PATHS},
         embedding_files=shard_files("embeddings", EMBEDDED_VERSIONS),
         reduced_points=REDUCED_POINTS,
+        unread=UNREAD,
     log:
         f"{RESULTS}/logs/tabulate.log",
     benchmark:
@@ -34,6 +35,7 @@ rule summarise:
         rates=f"{RESULTS}/tables/rates.csv",
         faces=f"{RESULTS}/tables/faces.csv",
         manifest=f"{RESULTS}/tables/images.csv",
+        quality=f"{RESULTS}/tables/quality_summary.csv",
         **({} if DETECTION_SKIPPED else {"detection": f"{RESULTS}/tables/detection.csv"}),
     output:
         tables=expand(f"{RESULTS}/tables/table1_conf{{t}}.{{ext}}", t=THRESHOLDS, ext=["csv", "md"]),

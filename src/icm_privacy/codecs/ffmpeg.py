@@ -81,11 +81,22 @@ class FfmpegCodec(Codec):
         return crop_to(np.frombuffer(raw, np.uint8).reshape(padded_height, padded_width, 3), width, height).copy()
 
 
+# vvenc settings that make a QP mean a VTM all-intra QP (see VvcVvenc), found by
+# scripts/benchmark_vvc_vs_vtm.py; "none" keeps vvenc's own mapping.
+VVENC_CALIBRATIONS = {"vtm": "GOPSize=1:IntraPeriod=1:IntraQPOffset=-1:AccessUnitDelimiter=0", "none": ""}
+
+
 class VvcVvenc(FfmpegCodec):
     """VVC (H.266) intra coding with Fraunhofer's vvenc; decoded by ffmpeg's native VVC decoder.
 
-    Perceptual QP adaptation (`qpa`) is off by default so that a QP means what it means in VTM's
-    all-intra configuration (measured on COCO photos: with it on, +12-88 % bytes at QP 37).
+    A QP means what it means in VTM all-intra (`calibration: vtm`, the default): vvenc codes the picture
+    in its all-intra structure (GOPSize=1, IntraPeriod=1: VTM's intra lambda instead of the one of an
+    intra picture inside a random-access GOP), at slice QP = QP - 1 (IntraQPOffset=-1: vvenc's
+    presets code less efficiently than VTM, and one QP step lower matched VTM's bpp and PSNR best on
+    coco-persons, docs/vvc_equivalence.md), without access unit delimiters (VTM writes none).
+    `calibration: none` is vvenc's own default mapping (what this codec did before; +38-71 % bpp
+    against VTM at the same QP on coco-persons crops, QP 32-47). `vvenc_params` ("key=value:key=value") are added last and override.
+    Perceptual QP adaptation (`qpa`) is off by default: with it on, +12-88 % bytes at QP 37 on COCO photos.
 
     ffmpeg's libvvenc wrapper gives the encoder an output buffer of width x height bytes, so a picture
     whose bitstream would need more than 8 bits per (padded) pixel fails with "Generic error in an
@@ -101,12 +112,18 @@ class VvcVvenc(FfmpegCodec):
     quality_range = (0, 63)
     description = "VVC via libvvenc (ffmpeg), 4:2:0 10-bit, raw Annex-B"
 
-    def __init__(self, preset: str = "medium", qpa: bool = False, threads: int = 1):
+    def __init__(self, preset: str = "medium", qpa: bool = False, calibration: str = "vtm",
+                 vvenc_params: str | None = None, threads: int = 1):
         super().__init__(preset, threads)
+        if calibration not in VVENC_CALIBRATIONS:
+            raise CodecError(f"codec vvc: calibration {calibration!r} is not one of {', '.join(VVENC_CALIBRATIONS)}")
         self.qpa = qpa
+        self.calibration = calibration
+        self.vvenc_params = ":".join(p for p in (VVENC_CALIBRATIONS[calibration], vvenc_params) if p)
 
     def encoder_arguments(self, quality: float) -> list[str]:
-        return ["-c:v", "libvvenc", "-preset", self.preset, "-qp", str(int(quality)), "-qpa", str(int(self.qpa))]
+        arguments = ["-c:v", "libvvenc", "-preset", self.preset, "-qp", str(int(quality)), "-qpa", str(int(self.qpa))]
+        return [*arguments, "-vvenc-params", self.vvenc_params] if self.vvenc_params else arguments
 
     def encode(self, rgb: np.ndarray, quality: float, bitstream_path: Path) -> None:
         try:
@@ -169,20 +186,21 @@ class JpegXl(FfmpegCodec):
         return ["-c:v", "libjxl", "-distance", str(float(quality)), "-effort", str(self.effort), "-update", "1"]
 
 
-def rgb_to_yuv420p10(rgb: np.ndarray) -> bytes:
-    """Planar 4:2:0 10-bit little-endian Y'CbCr (BT.709, limited range) of an even-sized RGB image."""
+def rgb_to_yuv(rgb: np.ndarray, pixel_format: str = "yuv420p10le") -> bytes:
+    """Planar Y'CbCr (BT.709, limited range) of an RGB image in an ffmpeg `pixel_format` (e.g. yuv420p10le,
+    yuv444p10le); 4:2:0 needs an even-sized image."""
     height, width = rgb.shape[:2]
     return run_ffmpeg(
         ["-f", "rawvideo", "-pix_fmt", "rgb24", "-s", f"{width}x{height}", "-i", "pipe:0",
          "-vf", "scale=out_color_matrix=bt709:out_range=tv", "-sws_flags", SWS_FLAGS,
-         "-f", "rawvideo", "-pix_fmt", "yuv420p10le", "pipe:1"],
+         "-f", "rawvideo", "-pix_fmt", pixel_format, "pipe:1"],
         stdin=memoryview(np.ascontiguousarray(rgb)).cast("B"),
     )
 
 
-def yuv420p10_to_rgb(yuv: bytes, width: int, height: int) -> np.ndarray:
+def yuv_to_rgb(yuv: bytes, width: int, height: int, pixel_format: str = "yuv420p10le") -> np.ndarray:
     raw = run_ffmpeg(
-        ["-f", "rawvideo", "-pix_fmt", "yuv420p10le", "-s", f"{width}x{height}", "-i", "pipe:0",
+        ["-f", "rawvideo", "-pix_fmt", pixel_format, "-s", f"{width}x{height}", "-i", "pipe:0",
          "-vf", "scale=in_color_matrix=bt709:in_range=tv", "-sws_flags", SWS_FLAGS,
          "-f", "rawvideo", "-pix_fmt", "rgb24", "pipe:1"],
         stdin=yuv,

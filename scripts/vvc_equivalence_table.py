@@ -1,0 +1,101 @@
+"""The VVC equivalence table (docs/vvc_equivalence.md) from a finished run of the workflow.
+
+Reads the run's tables (rates.csv and faces.csv for Table 1, psnr.csv, privacy.csv, detection.csv) and the coding jobs' encoding
+times (wall clock, so they grow with the machine's load), prints one row per codec
+point, the Bjøntegaard comparisons against the reference entry, and the two answers: (a) which entry's
+bpp is nearest the study's published VTM bitrates, (b) which vvenc entries stay within the cosine and
+bpp tolerances of the reference at every QP, with their encoding time relative to it.
+
+    .venv/bin/python scripts/vvc_equivalence_table.py results/coco-persons-vvc-equivalence
+"""
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from icm_privacy.privacy import bd_metric_difference, bd_rate
+from icm_privacy.config import format_quality
+from icm_privacy.tables import table1, to_markdown
+
+PAPER_BPP = {32: 0.524, 35: 0.357, 37: 0.271, 40: 0.172}  # the study's VTM rows, COCO val2017
+
+
+def encode_seconds_per_image(results: Path, label: str, quality: int) -> float:
+    """Mean wall-clock encoding seconds per image of a codec point (its jobs' coding.csv files)."""
+    files = (results / "bitstreams" / label / str(quality)).glob("shard-*/coding.csv")
+    return float(pd.concat([pd.read_csv(path) for path in files]).encode_seconds.mean())
+
+
+def point_table(results: Path, threshold: str, models: list[str]) -> pd.DataFrame:
+    tables = results / "tables"
+    def read(name):  # qualities as numbers in every table ("32" in paths, 32.0 in some tables)
+        frame = pd.read_csv(tables / name).dropna(subset=["quality"])
+        return frame.astype({"quality": float})
+
+    # Table 1 from the run's rates and per-face similarities (the package's own table1)
+    table = table1(read("rates.csv"), read("faces.csv"), models, float(threshold))
+    table = table[table.attacker == "standard"].drop(columns=["attacker", "threshold"])
+    psnr = read("psnr.csv").groupby(["codec", "quality"]).psnr.mean().rename("psnr")
+    privacy = read("privacy.csv")
+    privacy = privacy[(privacy.breakdown == "all") & np.isclose(privacy.min_confidence, float(threshold))]
+    reid = privacy.pivot_table(index=["codec", "quality"], columns="model", values="reid_published")
+    reid.columns = [f"reid_{model}" for model in reid.columns]
+    detection = read("detection.csv")
+    table = (table.join(psnr, on=["codec", "quality"]).join(reid, on=["codec", "quality"])
+             .merge(detection[["codec", "quality", "map"]], on=["codec", "quality"], how="left"))
+    table["encode_s"] = [encode_seconds_per_image(results, c, int(q)) for c, q in zip(table.codec, table.quality)]
+    columns = ["codec", "quality", "images", "bpp_mean", "bpp_pooled", "psnr", "faces",
+               *[f"mean_cos_{m}" for m in models], *[f"reid_{m}" for m in models], "map", "encode_s"]
+    return table[columns]
+
+
+def markdown(table: pd.DataFrame) -> str:
+    return to_markdown(table.assign(quality=table.quality.map(format_quality)))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("results", type=Path)
+    parser.add_argument("--threshold", default="0.950", help="MTCNN confidence of the faces counted")
+    parser.add_argument("--models", nargs="+", default=["SFace", "Facenet", "Dlib"])
+    parser.add_argument("--reference", default="vtm-420")
+    parser.add_argument("--cosine-tolerance", type=float, default=0.02)
+    parser.add_argument("--bpp-tolerance", type=float, default=0.05)
+    args = parser.parse_args()
+    table = point_table(args.results, args.threshold, args.models)
+    print(markdown(table), "\n")
+
+    reference = table[table.codec == args.reference].set_index("quality")
+    print(f"Against {args.reference} (BD: PCHIP over the QPs both have; bpp = per-image mean):\n")
+    print("| entry | BD-rate (PSNR) | " + " | ".join(f"BD mean cosine {m}" for m in args.models)
+          + " | max abs. bpp dev. at equal QP | max abs. cosine diff. at equal QP | encode time vs reference | within tolerances |")
+    print("|---|---|" + "---|" * len(args.models) + "---|---|---|---|")
+    for codec, entry in table[table.codec != args.reference].groupby("codec", sort=False):
+        entry = entry.set_index("quality")
+        shared = entry.index.intersection(reference.index)
+        rate = bd_rate(entry.bpp_mean, entry.psnr, reference.bpp_mean, reference.psnr)
+        cosines = [bd_metric_difference(entry.bpp_mean, entry[f"mean_cos_{m}"],
+                                        reference.bpp_mean, reference[f"mean_cos_{m}"]).value for m in args.models]
+        bpp_deviation = (entry.bpp_mean[shared] / reference.bpp_mean[shared] - 1).abs().max()
+        cosine_difference = max((entry[f"mean_cos_{m}"][shared] - reference[f"mean_cos_{m}"][shared]).abs().max()
+                                for m in args.models)
+        time_ratio = entry.encode_s[shared].sum() / reference.encode_s[shared].sum()
+        within = bpp_deviation <= args.bpp_tolerance and cosine_difference <= args.cosine_tolerance
+        print(f"| {codec} | {100 * rate:+.1f} % | " + " | ".join(f"{c:+.4f}" for c in cosines)
+              + f" | {100 * bpp_deviation:.1f} % | {cosine_difference:.4f} | {time_ratio:.3f} | {'yes' if within else 'no'} |")
+
+    print("\nbpp (mean over images) against the study's VTM rows on COCO val2017:\n")
+    print("| entry | " + " | ".join(f"QP {q} (paper {b})" for q, b in PAPER_BPP.items()) + " | mean abs. deviation |")
+    print("|---|" + "---|" * (len(PAPER_BPP) + 1))
+    for codec, entry in table.groupby("codec", sort=False):
+        bpp = entry.set_index("quality").bpp_mean
+        deviations = [bpp[q] / b - 1 for q, b in PAPER_BPP.items() if q in bpp.index]
+        print(f"| {codec} | " + " | ".join(f"{bpp[q]:.3f}" if q in bpp.index else "" for q in PAPER_BPP)
+              + f" | {100 * np.mean(np.abs(deviations)):.1f} % over {len(deviations)} QPs |")
+
+
+if __name__ == "__main__":
+    main()
