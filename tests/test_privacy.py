@@ -517,3 +517,12 @@ def test_frontier_joins_detection_map_and_compares_codecs_at_equal_map(tmp_path)
     figure = metric_curves_figure(frontier, "rank1", min_confidence=0.95, x="map")
     assert figure.axes[0].get_xlabel() == "detection mAP@[.5:.95] (YOLOv5)"
     assert figure.axes[0].get_xscale() == "linear"
+
+
+def test_one_image_leaves_the_attackers_undefined_with_a_reason_not_an_error():
+    faces = make_faces(1, 3)
+    original = random_embeddings(len(faces))
+    row = overall(table_for(faces, original, original))
+    assert row["mean_cosine"] == pytest.approx(1.0) and row["rank1"] == 1.0
+    assert np.isnan(row["tar_fixed_far_0.01"]) and np.isnan(row["realised_far_aware_far_0.01"])
+    assert "cross-fitting calibration set, the smallest has 0" in row["note"]
