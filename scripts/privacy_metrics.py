@@ -5,4 +5,4 @@ with logged(snakemake.log[0]):
     privacy_metrics(snakemake.input.faces, snakemake.input.rates, snakemake.params.embedding_files,
                     snakemake.params.points, snakemake.params.models, snakemake.params.thresholds,
                     identity_labels(snakemake.params.dataset), snakemake.params.settings,
-                    snakemake.params.reduced_points, snakemake.output)
+                    snakemake.params.reduced_points, snakemake.params.reference_codec, snakemake.output)

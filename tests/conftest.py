@@ -17,6 +17,7 @@ REPO = Path(__file__).resolve().parents[1]
 SHARED = REPO.parent / "shared"
 COCO_PERSONS = SHARED / "datasets" / "coco-persons"
 YOLOV5N = SHARED / "weights" / "yolov5n.pt"
+VTM = SHARED / "tools" / "vtm-19.0"  # the VTM 19.0 reference software build (its PROVENANCE.md)
 
 
 @pytest.fixture(scope="session")
@@ -35,6 +36,13 @@ def coco_persons() -> Path:
     if not (COCO_PERSONS / "instances.json").is_file():
         pytest.skip(f"real COCO test images not found at {COCO_PERSONS}")
     return COCO_PERSONS
+
+
+@pytest.fixture(scope="session")
+def vtm_folder() -> Path:
+    if not (VTM / "EncoderAppStatic").is_file():
+        pytest.skip(f"the VTM 19.0 build is not at {VTM} (see its PROVENANCE.md)")
+    return VTM
 
 
 @pytest.fixture(scope="session")

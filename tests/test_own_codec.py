@@ -18,9 +18,10 @@ import pytest
 import torch
 import yaml
 
-from conftest import REPO, SHARED
+from conftest import REPO, SHARED, VTM
 from icm_privacy.codecs import CodecError, make_codec
 from icm_privacy.codecs.ffmpeg import ffmpeg_executable
+from icm_privacy.codecs.vtm import vtm_from_folder
 from icm_privacy.config import ConfigError, load_config, validate_config
 from icm_privacy.images import read_png, read_rgb8, write_png
 from test_workflow import SNAKEMAKE, snakemake
@@ -28,7 +29,6 @@ from test_workflow import SNAKEMAKE, snakemake
 COCO_IMAGES = ["000000000790", "000000109313"]
 # odd-sized crops around the photos' faces (MTCNN finds 3 faces in them: 34-48 px, confidence >= 0.98)
 FACE_CROPS = {"000000000790": (slice(96, 223), slice(352, 575)), "000000109313": (slice(32, 159), slice(96, 255))}
-VTM = SHARED / "tools" / "vtm-19.0"
 EXAMPLE = REPO / "docs" / "examples" / "own-codec"
 FFMPEG = ffmpeg_executable()
 QP = 37
@@ -96,11 +96,8 @@ def code_both(builtin, own, rgb, quality, folder):
     return results
 
 
-def test_vtm_templates_write_the_builtin_vtm_bitstream_and_decode_to_its_pixels(tmp_path, crop):
-    if not (VTM / "EncoderAppStatic").is_file():
-        pytest.skip(f"VTM not found at {VTM}")
-    vtm = make_codec("vtm", encoder=str(VTM / "EncoderAppStatic"), decoder=str(VTM / "DecoderAppStatic"),
-                     config=str(VTM / "cfg" / "encoder_intra_vtm.cfg"))
+def test_vtm_templates_write_the_builtin_vtm_bitstream_and_decode_to_its_pixels(tmp_path, crop, vtm_folder):
+    vtm = vtm_from_folder(vtm_folder)
     (builtin_bytes, builtin_pixels), (own_bytes, own_pixels) = code_both(
         vtm, make_codec("command", **VTM_TEMPLATES), crop, QP, tmp_path)
     assert len(own_bytes) > 100 and own_bytes == builtin_bytes

@@ -4,7 +4,6 @@ Crops of real coco-persons photos keep this cheap: VTM codes a 640x422 photo in 
 """
 from __future__ import annotations
 
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -16,16 +15,6 @@ from icm_privacy.codecs.vtm import vtm_from_folder
 from icm_privacy.images import read_png, read_rgb8
 from icm_privacy.privacy import bd_rate
 from icm_privacy.quality import psnr
-
-VTM_FOLDER = Path(__file__).resolve().parents[1].parent / "shared" / "tools" / "vtm-19.0"
-
-
-@pytest.fixture(scope="module")
-def vtm_folder() -> Path:
-    if not (VTM_FOLDER / "EncoderAppStatic").is_file():
-        pytest.skip(f"the VTM 19.0 build is not at {VTM_FOLDER} (see its PROVENANCE.md)")
-    return VTM_FOLDER
-
 
 @pytest.fixture(scope="module")
 def crop(coco_photo) -> np.ndarray:

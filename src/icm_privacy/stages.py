@@ -390,7 +390,7 @@ def identity_labels(dataset: dict) -> dict[str, str] | None:
 
 def privacy_metrics(faces_table_csv: str, rates_csv: str, embedding_files: dict[str, list[str]], points: list[str],
                     models: list[str], thresholds: list[float], identities: dict | None, settings: dict,
-                    reduced_points: list[str], outputs) -> None:
+                    reduced_points: list[str], reference_codec: str, outputs) -> None:
     """Re-identification, identification and TAR@FAR with bootstrap intervals, and BD-style summaries.
 
     `embedding_files`: image version -> its shards' embedding files, as for `tabulate`.
@@ -420,8 +420,7 @@ def privacy_metrics(faces_table_csv: str, rates_csv: str, embedding_files: dict[
     standard = analysis("original", {point: point for point in points}, STANDARD_ATTACKER)
     table = pd.concat([standard, *(analysis(f"{point}/reduced-original", {point: f"{point}/reduced"}, CROSS_RESOLUTION)
                                    for point in reduced_points)], ignore_index=True)
-    reference = settings.get("reference_codec") or points[0].split("/")[0]
-    differences = bd_difference_table(standard, BD_METRICS, reference)
+    differences = bd_difference_table(standard, BD_METRICS, reference_codec)
     for frame, path in ((table, outputs.table), (differences, outputs.differences)):
         with atomic_path(path) as temporary:
             frame.to_csv(temporary, index=False)

@@ -18,6 +18,7 @@ rule privacy_metrics:
         thresholds=config["faces"]["thresholds"],
         dataset=config["dataset"],
         settings=config["privacy"],
+        reference_codec=REFERENCE_CODEC,
         reduced_points=REDUCED_POINTS,
     log:
         f"{RESULTS}/logs/privacy_metrics.log",
