@@ -1,10 +1,12 @@
 """The VVC equivalence table (docs/vvc_equivalence.md) from a finished run of the workflow.
 
-Reads the run's tables (rates.csv and faces.csv for Table 1, psnr.csv, privacy.csv, detection.csv) and the coding jobs' encoding
-times (wall clock, so they grow with the machine's load), prints one row per codec
-point, the Bjøntegaard comparisons against the reference entry, and the two answers: (a) which entry's
-bpp is nearest the study's published VTM bitrates, (b) which vvenc entries stay within the cosine and
-bpp tolerances of the reference at every QP, with their encoding time relative to it.
+Reads the run's tables (rates.csv and faces.csv for Table 1, psnr.csv, privacy.csv, detection.csv) and the coding jobs'
+encoder CPU seconds (coding.csv; CPU rather than wall clock, which grows with the machine's load), prints
+one row per codec point, the Bjøntegaard comparisons against the reference entry, the two answers: (a)
+which entry's bpp is nearest the study's published VTM bitrates, (b) which vvenc entries stay within the
+cosine and bpp tolerances of the reference at every QP, with their encoding CPU time relative to it, and
+the encoding cost of the COCO val2017 reproduction (the study's 4 QPs) projected from the measured CPU
+seconds per image.
 
     .venv/bin/python scripts/vvc_equivalence_table.py results/coco-persons-vvc-equivalence
 """
@@ -23,10 +25,17 @@ from icm_privacy.tables import table1, to_markdown
 PAPER_BPP = {32: 0.524, 35: 0.357, 37: 0.271, 40: 0.172}  # the study's VTM rows, COCO val2017
 
 
-def encode_seconds_per_image(results: Path, label: str, quality: int) -> float:
-    """Mean wall-clock encoding seconds per image of a codec point (its jobs' coding.csv files)."""
-    files = (results / "bitstreams" / label / str(quality)).glob("shard-*/coding.csv")
-    return float(pd.concat([pd.read_csv(path) for path in files]).encode_seconds.mean())
+PAPER_IMAGES = 5000  # COCO val2017
+
+
+def encode_seconds_per_image(results: Path, label: str, quality: int) -> tuple[float, float]:
+    """Mean encoder CPU seconds and wall-clock seconds per image of a codec point (its jobs' coding.csv)."""
+    files = sorted((results / "bitstreams" / label / str(quality)).glob("shard-*/coding.csv"))
+    coding = pd.concat([pd.read_csv(path) for path in files])
+    if "encode_cpu_seconds" not in coding:
+        raise SystemExit(f"{files[0]}: no encode_cpu_seconds column (coded before the codecs recorded CPU time); "
+                         "re-run the coding jobs of this point")
+    return float(coding.encode_cpu_seconds.mean()), float(coding.encode_seconds.mean())
 
 
 def point_table(results: Path, threshold: str, models: list[str]) -> pd.DataFrame:
@@ -46,9 +55,11 @@ def point_table(results: Path, threshold: str, models: list[str]) -> pd.DataFram
     detection = read("detection.csv")
     table = (table.join(psnr, on=["codec", "quality"]).join(reid, on=["codec", "quality"])
              .merge(detection[["codec", "quality", "map"]], on=["codec", "quality"], how="left"))
-    table["encode_s"] = [encode_seconds_per_image(results, c, int(q)) for c, q in zip(table.codec, table.quality)]
+    seconds = [encode_seconds_per_image(results, c, int(q)) for c, q in zip(table.codec, table.quality)]
+    table["encode_cpu_s"], table["encode_wall_s"] = zip(*seconds)
     columns = ["codec", "quality", "images", "bpp_mean", "bpp_pooled", "psnr", "faces",
-               *[f"mean_cos_{m}" for m in models], *[f"reid_{m}" for m in models], "map", "encode_s"]
+               *[f"mean_cos_{m}" for m in models], *[f"reid_{m}" for m in models], "map", "encode_cpu_s",
+               "encode_wall_s"]
     return table[columns]
 
 
@@ -64,6 +75,7 @@ def main() -> None:
     parser.add_argument("--reference", default="vtm-420")
     parser.add_argument("--cosine-tolerance", type=float, default=0.02)
     parser.add_argument("--bpp-tolerance", type=float, default=0.05)
+    parser.add_argument("--cores", type=int, default=16, help="cores of the projected val2017 run")
     args = parser.parse_args()
     table = point_table(args.results, args.threshold, args.models)
     print(markdown(table), "\n")
@@ -82,7 +94,7 @@ def main() -> None:
         bpp_deviation = (entry.bpp_mean[shared] / reference.bpp_mean[shared] - 1).abs().max()
         cosine_difference = max((entry[f"mean_cos_{m}"][shared] - reference[f"mean_cos_{m}"][shared]).abs().max()
                                 for m in args.models)
-        time_ratio = entry.encode_s[shared].sum() / reference.encode_s[shared].sum()
+        time_ratio = entry.encode_cpu_s[shared].sum() / reference.encode_cpu_s[shared].sum()
         within = bpp_deviation <= args.bpp_tolerance and cosine_difference <= args.cosine_tolerance
         print(f"| {codec} | {100 * rate:+.1f} % | " + " | ".join(f"{c:+.4f}" for c in cosines)
               + f" | {100 * bpp_deviation:.1f} % | {cosine_difference:.4f} | {time_ratio:.3f} | {'yes' if within else 'no'} |")
@@ -95,6 +107,14 @@ def main() -> None:
         deviations = [bpp[q] / b - 1 for q, b in PAPER_BPP.items() if q in bpp.index]
         print(f"| {codec} | " + " | ".join(f"{bpp[q]:.3f}" if q in bpp.index else "" for q in PAPER_BPP)
               + f" | {100 * np.mean(np.abs(deviations)):.1f} % over {len(deviations)} QPs |")
+
+    print(f"\nEncoding the {PAPER_IMAGES} val2017 images at QP {', '.join(map(str, PAPER_BPP))}, one encoder per core on "
+          f"{args.cores} cores (measured CPU s per image x images / cores):\n")
+    print("| entry | CPU s per image, 4 QPs | hours on " + f"{args.cores} cores |\n|---|---|---|")
+    for codec, entry in table.groupby("codec", sort=False):
+        cpu = entry.set_index("quality").encode_cpu_s.reindex(list(PAPER_BPP))
+        if cpu.notna().all():
+            print(f"| {codec} | {cpu.sum():.1f} | {PAPER_IMAGES * cpu.sum() / args.cores / 3600:.2f} |")
 
 
 if __name__ == "__main__":

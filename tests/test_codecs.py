@@ -1,10 +1,14 @@
 """Standard codecs: real bitstream files, decoding from the file alone, bpp from bytes, rate order."""
 from __future__ import annotations
 
+import subprocess
+import sys
+
 import numpy as np
 import pytest
 
 from icm_privacy.codecs import CODECS, CodecError, CodecUnavailable, bits_per_pixel, make_codec
+from icm_privacy.codecs.base import cpu_seconds
 from icm_privacy.codecs.vtm import VvcVtm
 from icm_privacy.images import crop_to, pad_to_multiple, read_png, read_rgb8
 
@@ -34,6 +38,14 @@ def test_bpp_is_eight_bits_per_byte_over_original_pixels():
     assert bits_per_pixel(1, 1, 1) == 8.0
     with pytest.raises(ValueError):
         bits_per_pixel(10, 0, 5)
+
+
+def test_cpu_seconds_count_an_encoder_run_as_a_child_process():
+    """VTM and ffmpeg encode in child processes; their CPU time must reach coding.csv's encode_cpu_seconds."""
+    before = cpu_seconds()
+    subprocess.run([sys.executable, "-c", "import time\nend = time.process_time() + 0.5\n"
+                    "while time.process_time() < end: pass"], check=True)
+    assert cpu_seconds() - before >= 0.5
 
 
 def test_padding_replicates_edges_and_cropping_restores_the_image():

@@ -73,7 +73,8 @@ def shard_pngs(folder: str | Path) -> list[Path]:
     return sorted(path for path in Path(folder).glob("*.png") if not path.name.startswith("."))
 
 
-CODING_COLUMNS = ["image", "bitstream", "bytes", "bpp", "estimated_bpp", "encode_seconds", "decode_seconds"]
+CODING_COLUMNS = ["image", "bitstream", "bytes", "bpp", "estimated_bpp", "encode_seconds", "decode_seconds",
+                  "encode_cpu_seconds"]
 
 
 def _sha256(path: Path) -> str:
@@ -86,7 +87,8 @@ def _finished_image(record_path: Path, key: str, bitstream: Path, decoded: Path)
     the same work (`key`) and both its files are there with the bytes recorded; else None."""
     try:
         record = json.loads(record_path.read_text())
-        if record["key"] == key and record["sha256"] == [_sha256(bitstream), _sha256(decoded)]:
+        if (record["key"] == key and len(record["row"]) == len(CODING_COLUMNS)  # not a record of an older layout
+                and record["sha256"] == [_sha256(bitstream), _sha256(decoded)]):
             return record["row"]
     except (OSError, ValueError, KeyError):
         pass
@@ -99,7 +101,8 @@ def code_shard(images_folder: str, bitstream_folder: str, decoded_folder: str, c
 
     The codec is built once per job, so a learned codec loads its model once for the whole shard.
     `coding.csv` beside the bitstreams records, per image, the file's bytes and bpp, the model's
-    likelihood estimate (learned codecs; empty for the others) and the encode and decode seconds.
+    likelihood estimate (learned codecs; empty for the others), the encode and decode seconds (wall
+    clock) and the encoder's CPU seconds.
     De-identification codecs also get each image's face boxes, found on the original.
 
     Each image is coded into a work folder beside the bitstreams (`.shard-N.work`), which the
@@ -141,7 +144,7 @@ def code_shard(images_folder: str, bitstream_folder: str, decoded_folder: str, c
             continue
         estimated = codec_instance.estimated_bpp(rgb, quality)
         row = [image_id, bitstream.name, result.bitstream_bytes, result.bpp, estimated,
-               result.encode_seconds, result.decode_seconds]
+               result.encode_seconds, result.decode_seconds, result.encode_cpu_seconds]
         with atomic_path(record_path) as temporary:  # written last: the record vouches for both files
             temporary.write_text(json.dumps({"key": key, "row": row, "sha256": [_sha256(bitstream), _sha256(decoded_png)]},
                                             default=float))  # numpy scalars in the row

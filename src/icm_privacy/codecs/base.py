@@ -6,6 +6,7 @@ to know, as a VTM conformance window would signal). bpp is computed from the fil
 """
 from __future__ import annotations
 
+import resource
 import time
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
@@ -33,12 +34,20 @@ def bits_per_pixel(num_bytes: int, width: int, height: int) -> float:
     return 8.0 * num_bytes / (width * height)
 
 
+def cpu_seconds() -> float:
+    """CPU seconds used so far by this process (all its threads) and its finished child processes, so an
+    encoder run as a program (VTM, ffmpeg) is counted as well as one run in Python."""
+    children = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return time.process_time() + children.ru_utime + children.ru_stime
+
+
 @dataclass(frozen=True)
 class CodingResult:
     bitstream_bytes: int
     bpp: float
     encode_seconds: float
     decode_seconds: float
+    encode_cpu_seconds: float  # wall-clock seconds grow with the machine's load; CPU seconds price a run
 
 
 class Codec(ABC):
@@ -77,7 +86,8 @@ class Codec(ABC):
         self, rgb: np.ndarray, quality: float, bitstream_path: Path, decoded_path: Path, image_name: str,
         faces: Sequence | None = None,
     ) -> CodingResult:
-        """Encode to a file, decode from that file, write the decoded PNG; time both halves.
+        """Encode to a file, decode from that file, write the decoded PNG; time both halves (and the
+        encoder's CPU time).
 
         The bitstream gets its final name only once it has decoded to an image of the right size, so
         a failed or interrupted job never leaves a bitstream that looks usable.
@@ -89,9 +99,9 @@ class Codec(ABC):
         encode_options = {"faces": faces} if self.needs_faces else {}
         try:
             with atomic_path(bitstream_path) as temporary:
-                started = time.perf_counter()
+                started, started_cpu = time.perf_counter(), cpu_seconds()
                 self.encode(rgb, quality, temporary, **encode_options)
-                encoded = time.perf_counter()
+                encoded, encoded_cpu = time.perf_counter(), cpu_seconds()
                 if not temporary.is_file() or temporary.stat().st_size == 0:
                     raise CodecError("encoder wrote no bitstream (empty or missing file)")
                 decoded = self.decode(temporary, width, height)
@@ -104,4 +114,5 @@ class Codec(ABC):
             raise CodecError(f"{where}: {error}") from error
         write_png(decoded, decoded_path)
         num_bytes = Path(bitstream_path).stat().st_size
-        return CodingResult(num_bytes, bits_per_pixel(num_bytes, width, height), encoded - started, finished - encoded)
+        return CodingResult(num_bytes, bits_per_pixel(num_bytes, width, height), encoded - started, finished - encoded,
+                            encoded_cpu - started_cpu)

@@ -105,4 +105,4 @@ class ImportedCodec(Codec):
             raise CodecError(f"codec {self.name}, quality {quality}, image {image_name}: {error}") from error
         write_png(decoded, decoded_path)
         num_bytes = Path(bitstream_path).stat().st_size
-        return CodingResult(num_bytes, bits_per_pixel(num_bytes, width, height), math.nan, math.nan)
+        return CodingResult(num_bytes, bits_per_pixel(num_bytes, width, height), math.nan, math.nan, math.nan)
