@@ -18,14 +18,11 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from icm_privacy.privacy import bd_metric_difference, bd_rate
+from icm_privacy.codec_calibration import (PAPER_IMAGES, PAPER_VTM_BPP, equivalence, paper_bpp_deviation,
+                                           projected_encoding_hours)
 from icm_privacy.config import format_quality
 from icm_privacy.tables import table1, to_markdown
 
-PAPER_BPP = {32: 0.524, 35: 0.357, 37: 0.271, 40: 0.172}  # the study's VTM rows, COCO val2017
-
-
-PAPER_IMAGES = 5000  # COCO val2017
 
 
 def encode_seconds_per_image(results: Path, label: str, quality: int) -> tuple[float, float]:
@@ -81,40 +78,36 @@ def main() -> None:
     print(markdown(table), "\n")
 
     reference = table[table.codec == args.reference].set_index("quality")
-    print(f"Against {args.reference} (BD: PCHIP over the QPs both have; bpp = per-image mean):\n")
+    print(f"Against {args.reference} (BD: PCHIP over the QPs each has; bpp = per-image mean; equal-QP "
+          "deviations at the reference's QPs):\n")
     print("| entry | BD-rate (PSNR) | " + " | ".join(f"BD mean cosine {m}" for m in args.models)
-          + " | max abs. bpp dev. at equal QP | max abs. cosine diff. at equal QP | encode time vs reference | within tolerances |")
+          + " | max abs. bpp dev. at equal QP | max abs. cosine diff. at equal QP | encode CPU vs reference | within tolerances |")
     print("|---|---|" + "---|" * len(args.models) + "---|---|---|---|")
     for codec, entry in table[table.codec != args.reference].groupby("codec", sort=False):
-        entry = entry.set_index("quality")
-        shared = entry.index.intersection(reference.index)
-        rate = bd_rate(entry.bpp_mean, entry.psnr, reference.bpp_mean, reference.psnr)
-        cosines = [bd_metric_difference(entry.bpp_mean, entry[f"mean_cos_{m}"],
-                                        reference.bpp_mean, reference[f"mean_cos_{m}"]).value for m in args.models]
-        bpp_deviation = (entry.bpp_mean[shared] / reference.bpp_mean[shared] - 1).abs().max()
-        cosine_difference = max((entry[f"mean_cos_{m}"][shared] - reference[f"mean_cos_{m}"][shared]).abs().max()
-                                for m in args.models)
-        time_ratio = entry.encode_cpu_s[shared].sum() / reference.encode_cpu_s[shared].sum()
-        within = bpp_deviation <= args.bpp_tolerance and cosine_difference <= args.cosine_tolerance
-        print(f"| {codec} | {100 * rate:+.1f} % | " + " | ".join(f"{c:+.4f}" for c in cosines)
-              + f" | {100 * bpp_deviation:.1f} % | {cosine_difference:.4f} | {time_ratio:.3f} | {'yes' if within else 'no'} |")
+        result = equivalence(entry.set_index("quality"), reference, args.models, args.bpp_tolerance,
+                             args.cosine_tolerance)
+        print(f"| {codec} | {100 * result.bd_rate:+.1f} % | " + " | ".join(f"{result.bd_cosine[m]:+.4f}" for m in args.models)
+              + f" | {100 * result.worst_bpp_deviation:.1f} % | {result.worst_cosine_difference:.4f}"
+              + f" | {result.cpu_ratio:.3f} | {'yes' if result.within else 'no'} |")
 
     print("\nbpp (mean over images) against the study's VTM rows on COCO val2017:\n")
-    print("| entry | " + " | ".join(f"QP {q} (paper {b})" for q, b in PAPER_BPP.items()) + " | mean abs. deviation |")
-    print("|---|" + "---|" * (len(PAPER_BPP) + 1))
+    print("| entry | " + " | ".join(f"QP {q} (paper {b})" for q, b in PAPER_VTM_BPP.items()) + " | mean abs. deviation |")
+    print("|---|" + "---|" * (len(PAPER_VTM_BPP) + 1))
     for codec, entry in table.groupby("codec", sort=False):
         bpp = entry.set_index("quality").bpp_mean
-        deviations = [bpp[q] / b - 1 for q, b in PAPER_BPP.items() if q in bpp.index]
-        print(f"| {codec} | " + " | ".join(f"{bpp[q]:.3f}" if q in bpp.index else "" for q in PAPER_BPP)
-              + f" | {100 * np.mean(np.abs(deviations)):.1f} % over {len(deviations)} QPs |")
+        deviations = paper_bpp_deviation(bpp)
+        print(f"| {codec} | " + " | ".join(f"{bpp[q]:.3f} ({100 * deviations[q]:+.1f} %)" if q in deviations.index else ""
+                                          for q in PAPER_VTM_BPP)
+              + f" | {100 * deviations.abs().mean():.1f} % over {len(deviations)} QPs |")
 
-    print(f"\nEncoding the {PAPER_IMAGES} val2017 images at QP {', '.join(map(str, PAPER_BPP))}, one encoder per core on "
-          f"{args.cores} cores (measured CPU s per image x images / cores):\n")
-    print("| entry | CPU s per image, 4 QPs | hours on " + f"{args.cores} cores |\n|---|---|---|")
+    print(f"\nEncoding the {PAPER_IMAGES} val2017 images at QP {', '.join(map(str, PAPER_VTM_BPP))}, one encoder per "
+          f"core on {args.cores} cores (measured CPU s per image x images / cores):\n")
+    print(f"| entry | CPU s per image, 4 QPs | hours on {args.cores} cores |\n|---|---|---|")
     for codec, entry in table.groupby("codec", sort=False):
-        cpu = entry.set_index("quality").encode_cpu_s.reindex(list(PAPER_BPP))
-        if cpu.notna().all():
-            print(f"| {codec} | {cpu.sum():.1f} | {PAPER_IMAGES * cpu.sum() / args.cores / 3600:.2f} |")
+        cpu = entry.set_index("quality").encode_cpu_s
+        hours = projected_encoding_hours(cpu, args.cores)
+        if np.isfinite(hours):
+            print(f"| {codec} | {cpu[list(PAPER_VTM_BPP)].sum():.1f} | {hours:.2f} |")
 
 
 if __name__ == "__main__":

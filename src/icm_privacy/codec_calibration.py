@@ -3,10 +3,10 @@
 Each image is coded by both at the same QP; per image, the bpp ratio (candidate / reference, bpp from
 the bitstream files) and the PSNR difference (8-bit RGB, quality.psnr) are taken, then summarised over
 the images of each QP. The equal-quality comparison is privacy.bd_rate over the QPs' mean points.
+`equivalence` asks the same of whole workflow runs (Table 1 rows per QP: bpp, PSNR, mean cosines).
 """
 from __future__ import annotations
 
-import resource
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -16,7 +16,8 @@ import numpy as np
 import pandas as pd
 
 from .codecs import Codec, bits_per_pixel
-from .privacy import bd_rate
+from .codecs.base import cpu_seconds
+from .privacy import bd_metric_difference, bd_rate
 from .quality import psnr
 
 
@@ -30,11 +31,6 @@ class CodedImage:
     cpu_seconds: float  # encoding, CPU time of the encoder processes (steadier than wall time on a shared machine)
 
 
-def _children_cpu() -> float:
-    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
-    return usage.ru_utime + usage.ru_stime
-
-
 def code_images(codec: Codec, images: dict[str, np.ndarray], qps: Sequence[int], folder: Path) -> list[CodedImage]:
     """Encode every image at every QP to a bitstream file in `folder` and decode that file: bpp from the
     file's bytes, PSNR of the decoded image, encoding time (the codecs here run external encoders)."""
@@ -43,9 +39,9 @@ def code_images(codec: Codec, images: dict[str, np.ndarray], qps: Sequence[int],
     for qp in qps:
         for name, rgb in images.items():
             bitstream = folder / f"{name}-{qp}.{codec.extension}"
-            wall, cpu = time.perf_counter(), _children_cpu()
+            wall, cpu = time.perf_counter(), cpu_seconds()
             codec.encode(rgb, qp, bitstream)
-            wall, cpu = time.perf_counter() - wall, _children_cpu() - cpu
+            wall, cpu = time.perf_counter() - wall, cpu_seconds() - cpu
             height, width = rgb.shape[:2]
             decoded = codec.decode(bitstream, width, height)
             coded.append(CodedImage(name, qp, bits_per_pixel(bitstream.stat().st_size, width, height),
@@ -87,3 +83,55 @@ def bd_rate_against(reference: Sequence[CodedImage], candidate: Sequence[CodedIm
         return means.bpp.to_numpy(), means.psnr.to_numpy()
 
     return bd_rate(*curve(candidate), *curve(reference))
+
+
+# The study's VTM rows (Shindo et al., Table 1): mean bpp per QP on the 5000 COCO val2017 images.
+PAPER_VTM_BPP = {32: 0.524, 35: 0.357, 37: 0.271, 40: 0.172}
+PAPER_IMAGES = 5000
+
+
+@dataclass(frozen=True)
+class Equivalence:
+    """A codec entry of a workflow run against the reference entry (both: Table 1 rows per QP)."""
+    bd_rate: float  # at equal RGB PSNR
+    bd_cosine: dict[str, float]  # mean cosine at equal bpp, entry - reference, per model
+    worst_bpp_deviation: float  # max over the reference's QPs of |bpp_mean ratio - 1| at equal QP
+    worst_cosine_difference: float  # max over those QPs and the models of |mean cosine difference|
+    cpu_ratio: float  # encoder CPU seconds over those QPs, entry / reference
+    within: bool  # both worst values inside the tolerances, at every QP of the reference
+
+
+def equivalence(entry: pd.DataFrame, reference: pd.DataFrame, models: Sequence[str],
+                bpp_tolerance: float = 0.05, cosine_tolerance: float = 0.02) -> Equivalence:
+    """Compare two codec entries, each a frame indexed by QP with bpp_mean, psnr, mean_cos_<model> and
+    encode_cpu_s (mean per image). Equal-QP deviations are taken at the reference's QPs; an entry that
+    lacks one of them is not within the tolerances (its deviation there is unknown)."""
+    shared = reference.index.intersection(entry.index)
+    bpp_deviation = (entry.bpp_mean[shared] / reference.bpp_mean[shared] - 1).abs().max()
+    cosine_difference = max((entry[f"mean_cos_{m}"][shared] - reference[f"mean_cos_{m}"][shared]).abs().max()
+                            for m in models)
+    return Equivalence(
+        bd_rate=bd_rate(entry.bpp_mean, entry.psnr, reference.bpp_mean, reference.psnr),
+        bd_cosine={m: bd_metric_difference(entry.bpp_mean, entry[f"mean_cos_{m}"], reference.bpp_mean,
+                                           reference[f"mean_cos_{m}"]).value for m in models},
+        worst_bpp_deviation=float(bpp_deviation),
+        worst_cosine_difference=float(cosine_difference),
+        cpu_ratio=float(entry.encode_cpu_s[shared].sum() / reference.encode_cpu_s[shared].sum()),
+        within=bool(len(shared) == len(reference) and bpp_deviation <= bpp_tolerance
+                    and cosine_difference <= cosine_tolerance),
+    )
+
+
+def paper_bpp_deviation(bpp_by_qp: pd.Series) -> pd.Series:
+    """bpp / the study's VTM bpp - 1, at each of the study's QPs that `bpp_by_qp` (indexed by QP) has."""
+    paper = pd.Series(PAPER_VTM_BPP, dtype=float)
+    shared = paper.index.intersection(bpp_by_qp.index)
+    return bpp_by_qp[shared] / paper[shared] - 1
+
+
+def projected_encoding_hours(cpu_seconds_by_qp: pd.Series, cores: int, images: int = PAPER_IMAGES) -> float:
+    """Wall-clock hours to encode `images` images at every QP of `cpu_seconds_by_qp` (mean encoder CPU
+    seconds per image, indexed by QP) with one single-threaded encoder per core, as the workflow schedules
+    them; NaN unless every one of the study's QPs was measured."""
+    cpu = cpu_seconds_by_qp.reindex(list(PAPER_VTM_BPP))
+    return float(images * cpu.sum() / cores / 3600) if cpu.notna().all() else float("nan")
