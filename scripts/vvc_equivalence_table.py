@@ -1,6 +1,6 @@
 """The VVC equivalence table (docs/vvc_equivalence.md) from a finished run of the workflow.
 
-Reads the run's tables (rates.csv and faces.csv for Table 1, psnr.csv, privacy.csv, detection.csv) and the coding jobs'
+Reads the run's tables (rates.csv and faces.csv for Table 1, quality_summary.csv, privacy.csv, detection.csv) and the coding jobs'
 encoder CPU seconds (coding.csv; CPU rather than wall clock, which grows with the machine's load), prints
 one row per codec point, the Bjøntegaard comparisons against the reference entry, the two answers: (a)
 which entry's bpp is nearest the study's published VTM bitrates, (b) which vvenc entries stay within the
@@ -44,7 +44,7 @@ def point_table(results: Path, threshold: str, models: list[str]) -> pd.DataFram
     # Table 1 from the run's rates and per-face similarities (the package's own table1)
     table = table1(read("rates.csv"), read("faces.csv"), models, float(threshold))
     table = table[table.attacker == "standard"].drop(columns=["attacker", "threshold"])
-    psnr = read("psnr.csv").groupby(["codec", "quality"]).psnr.mean().rename("psnr")
+    psnr = read("quality_summary.csv").set_index(["codec", "quality"]).psnr_rgb_mean.rename("psnr")
     privacy = read("privacy.csv")
     privacy = privacy[(privacy.breakdown == "all") & np.isclose(privacy.min_confidence, float(threshold))]
     reid = privacy.pivot_table(index=["codec", "quality"], columns="model", values="reid_published")
