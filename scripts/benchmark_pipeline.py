@@ -7,13 +7,14 @@ targets; it is not a test.
     .venv/bin/python scripts/benchmark_pipeline.py --sections stages embedding --results results/coco-persons
 
 Sections:
-  stages      images/s and faces/s per stage from the Snakemake benchmark files of --results
+  stages      CPU seconds per image (or face) of every stage, from the Snakemake benchmark files of --results
   embedding   the sweep over every codec point and face model on --results' real crops: the workflow's
               batched per-shard embedding (icm_privacy.embeddings.embed_crops) against DeepFace.verify
               once per (original, decoded) pair, and against the model's bare forward pass
   dag         dry-run time for --dag-images synthetic images x --dag-points codec points
   overhead    a real run of --overhead-config: wall time against the rule time its benchmark files hold
-  projection  COCO val2017 (workflow/configs/coco-val2017.yaml) on --project-cores cores, from the above
+  projection  COCO val2017 in the study's configuration (VVC QP 32-40, two learned points, the offline face
+              models, YOLOv5n) on --project-cores cores, from the above
 """
 from __future__ import annotations
 
@@ -107,17 +108,34 @@ def stage_items(results: Path, stage: str, job: str) -> tuple[str, int]:
         return "images", len(pd.read_csv(results / "images" / job / "manifest.csv"))
     if stage.startswith("code "):
         return "images", len(pd.read_csv(results / "bitstreams" / job / "coding.csv"))
-    if stage == "detect_faces":
-        manifest = pd.read_csv(results / "images" / job / "manifest.csv")
+    if stage in ("detect_faces", "detect_objects"):  # detections: one job per image version and shard
+        manifest = pd.read_csv(results / "images" / job.rsplit("/", 1)[-1] / "manifest.csv")
         return "images", int((manifest.status == "accepted").sum())
-    if stage == "crop_faces":
-        return "faces", npz_items(results / "crops" / f"{job}.npz")
+    if stage == "measure_quality":
+        return "images", len(pd.read_csv(results / "quality" / f"{job}.csv"))
+    if stage in ("crop_faces", "crop_faces_reduced"):
+        return "faces", npz_items(results / "crops" / f"{job}.npz") if stage == "crop_faces" else 0
     if stage == "embed_faces":
         path = results / "embeddings" / f"{job}.npz"
         with np.load(path) as data:
             models = [key for key in data.files if key != "face_ids"]
         return "face embeddings", npz_items(path, "face_ids") * len(models)
     return "jobs", 1
+
+
+EMBEDDED = re.compile(r"INFO (\S+): (\d+) faces embedded, ([0-9.]+) CPU-s$")
+
+
+def embedding_cpu_by_model(results: Path) -> dict[str, tuple[int, float]]:
+    """Face model -> (faces embedded, CPU seconds) over every embed_faces job of the run, from the jobs'
+    logs (each job times each model's share itself: model build and forward passes)."""
+    totals: dict[str, list[float]] = {}
+    for log in (results / "logs" / "embed_faces").rglob("*.log"):
+        for match in map(EMBEDDED.search, log.read_text().splitlines()):
+            if match:
+                faces, seconds = totals.setdefault(match.group(1), [0, 0.0])
+                totals[match.group(1)] = [faces + int(match.group(2)), seconds + float(match.group(3))]
+    return {model: (int(faces), seconds) for model, (faces, seconds) in totals.items()}
 
 
 def coding_seconds(results: Path, job: str) -> float:
@@ -143,6 +161,9 @@ def stage_section(results: Path) -> tuple[list[dict], pd.DataFrame]:
                      "s_per_item": jobs.s.sum() / items if items else np.nan,
                      "items_per_s": items / jobs.s.sum() if jobs.s.sum() else np.nan,
                      "cpu_s_per_item": jobs.cpu_s.sum() / items if items else np.nan})
+    for model, (faces, seconds) in embedding_cpu_by_model(results).items():  # each model's share of embed_faces
+        rows.append({"stage": f"embed_faces: {model}", "unit": "face embeddings", "items": faces, "cpu_s": seconds,
+                     "cpu_s_per_item": seconds / faces if faces else np.nan})
     return rows, benchmarks
 
 
@@ -316,73 +337,91 @@ def overhead_section(workdir: Path, config_path: Path, cores: int) -> tuple[list
 
 # --- projection ----------------------------------------------------------------------------------
 
-def projection_section(results: Path, benchmarks: pd.DataFrame, overhead: float | None, dag_s: float | None,
-                       cores: int, embedding: list[dict] | None) -> tuple[list[dict], str]:
-    """COCO val2017 as workflow/configs/coco-val2017.yaml sets it up, from this run's per-item costs.
+# The study's configuration (Shindo et al.): COCO val2017, MTCNN faces at confidence >= 0.95 (and 0.975),
+# VVC at four QPs and SA-ICM; here with two learned-codec points (the ICM codecs trained here) and the
+# face models that run offline.
+STUDY = {"images": 5000, "faces": 2732, "vvc_qps": [32, 35, 37, 40], "learned_points": 2,
+         "models": ["SFace", "Facenet", "Dlib"], "thresholds": 2}
 
-    Costs are the jobs' CPU seconds (their whole process tree, ffmpeg included), not their wall time:
-    CPU time does not grow when other work shares the machine, and on a node of its own a CPU-bound
-    job's wall time is its CPU time over the cores it uses. Only what was measured is costed: face
-    models of val2017 that this run did not embed, and object detection when this run used another
-    detector, are named in the note and left out (the projection is then a lower bound).
-    `embedding`: the embedding sweep's rows, whose per-model seconds split the embed jobs' cost by model
-    (without them every model of the run counts the same).
+
+def learned_cpu_per_image(images: list[Path], codec: str = "icm-mse", quality: int = 2) -> float:
+    """CPU seconds to code (encode, decode, likelihood estimate) one image with a learned codec, one thread."""
+    import torch
+
+    from icm_privacy.codecs import make_codec
+    from icm_privacy.images import read_rgb8
+
+    torch.set_num_threads(1)
+    model = make_codec(codec, device="cpu", threads=1)
+    model.model(quality)  # the model loads once per job: not a per-image cost
+    started = time.process_time()
+    with tempfile.TemporaryDirectory() as scratch:
+        for path in images:
+            rgb = read_rgb8(path)
+            model.code(rgb, quality, Path(scratch) / "x.lic", Path(scratch) / "x.png", path.stem)
+            model.estimated_bpp(rgb, quality)
+    return (time.process_time() - started) / len(images)
+
+
+def projection_section(results: Path, benchmarks: pd.DataFrame, overhead: float | None, cores: int,
+                       privacy_cpu_s: float, learned_images: list[Path]) -> tuple[list[dict], str]:
+    """COCO val2017 in the study's configuration (STUDY) on `cores` cores, from this run's measured costs.
+
+    Costs are CPU seconds: the jobs' own (Snakemake's benchmark files; code jobs time every encoder and
+    decoder call themselves, in coding.csv; embed jobs time each model, in their logs), not wall time,
+    which grows with whatever else shares the machine. Per-image and per-face costs include the jobs'
+    fixed costs (imports, model builds) spread over this run's shards; val2017's shards are larger, so
+    they err high. privacy_metrics is one job: its CPU seconds at the study's size come from
+    scripts/benchmark_privacy_scale.py (`privacy_cpu_s`) and run after everything else, on one core.
     """
-    target = yaml.safe_load((ROOT / "workflow" / "configs" / "coco-val2017.yaml").read_text())
-    images = 5000
-    points = sum(len(entry["qualities"]) for entry in target["codecs"])
-    models = target["faces"]["models"]
-    shards = target["shards"]
-    run = yaml.safe_load((results / "config.yaml").read_text()) if (results / "config.yaml").is_file() else {}
+    images, faces, points = STUDY["images"], STUDY["faces"], len(STUDY["vvc_qps"]) + STUDY["learned_points"]
+    versions = points + 1  # every codec point and the originals
     run_images = sum(len(pd.read_csv(path)) for path in (results / "images").glob("shard-*/manifest.csv"))
-    run_faces = sum(npz_items(path) for path in (results / "crops" / "original").glob("shard-*.npz"))
-    with np.load(next((results / "embeddings" / "original").glob("shard-*.npz"))) as data:
-        run_model_names = [key for key in data.files if key != "face_ids"]
-    run_models = len(run_model_names)
-    sweep = {row["model"]: row["ours_s"] for row in embedding or [] if row["model"] in run_model_names}
-    model_share = ({model: sweep[model] / sum(sweep.values()) for model in run_model_names} if len(sweep) == run_models
-                   else {model: 1 / run_models for model in run_model_names})
-    measured_models = [model for model in models if model in run_model_names]
-    unmeasured_models = [model for model in models if model not in run_model_names]
-    run_detector = run.get("detection", {}).get("weights")
-    target_detector = target.get("detection", {}).get("weights")
-    # Versions each image was cropped from: the original and every codec point.
     run_versions = len({job.rsplit("/", 1)[0] for job in benchmarks[benchmarks.stage == "crop_faces"].job})
     cpu = {stage: jobs.cpu_s.sum() for stage, jobs in benchmarks.groupby("stage")}
-    code_jobs = benchmarks[benchmarks.stage.str.startswith("code ")]
-    faces = round(run_faces / run_images * images)
+    items = {stage: jobs["items"].sum() for stage, jobs in benchmarks.groupby("stage")}
+    vvc = benchmarks[benchmarks.stage == "code vvc"]
+    vvc = vvc[vvc.job.str.split("/").str[0].astype(int).isin(STUDY["vvc_qps"])]
+    by_model = embedding_cpu_by_model(results)
     rows = [
-        {"stage": "prepare_images", "per": "image", "core_s_per": cpu["prepare_images"] / run_images, "count": images},
-        {"stage": "code", "per": "image x QP", "core_s_per": code_jobs.cpu_s.sum() / code_jobs["items"].sum(),
-         "count": images * points},
-        {"stage": "detect_faces", "per": "image", "core_s_per": cpu["detect_faces"] / run_images, "count": images},
-        {"stage": "crop_faces", "per": "image x version", "core_s_per": cpu["crop_faces"] / (run_images * run_versions),
-         "count": images * (points + 1)},
-        # Per face and model, the job's fixed costs (imports, model builds) spread over this run's
-        # shards; val2017's shards are larger, so this errs high.
-        *({"stage": f"embed_faces {model}", "per": "face x version",
-           "core_s_per": cpu["embed_faces"] * model_share[model] / (run_faces * run_versions),
-           "count": faces * (points + 1)} for model in measured_models),
+        {"stage": "prepare_images", "per": "image", "cpu_s_per": cpu["prepare_images"] / run_images, "count": images},
+        {"stage": "code vvc (vvenc medium, QP 32-40)", "per": "image x QP", "count": images * len(STUDY["vvc_qps"]),
+         "cpu_s_per": vvc.cpu_s.sum() / vvc["items"].sum()},
+        {"stage": "code icm-mse (learned, CPU, 1 thread)", "per": "image x point", "count": images * STUDY["learned_points"],
+         "cpu_s_per": learned_cpu_per_image(learned_images)},
+        {"stage": "detect_faces (MTCNN)", "per": "image", "cpu_s_per": cpu["detect_faces"] / run_images, "count": images},
+        {"stage": "crop_faces", "per": "image x version", "cpu_s_per": cpu["crop_faces"] / (run_images * run_versions),
+         "count": images * versions},
+        *({"stage": f"embed_faces {model}", "per": "face x version", "cpu_s_per": by_model[model][1] / by_model[model][0],
+           "count": faces * versions} for model in STUDY["models"] if model in by_model),
+        {"stage": "detect_objects (YOLOv5n)", "per": "image x version", "count": images * versions,
+         "cpu_s_per": cpu["detect_objects"] / items["detect_objects"]},
+        {"stage": "measure_quality", "per": "image x point", "count": images * points,
+         "cpu_s_per": cpu["measure_quality"] / items["measure_quality"]},
+        {"stage": "tables and figures (tabulate, summarise, plots, ...)", "per": "image x point",
+         "count": images * points, "cpu_s_per": sum(cpu.get(stage, 0) for stage in AGGREGATION_STAGES)
+         / (run_images * (run_versions - 1))},
     ]
-    if "detect_objects" in cpu and run_detector == target_detector:  # COCO datasets only
-        rows.append({"stage": "detect_objects", "per": "image x version",
-                     "core_s_per": cpu["detect_objects"] / (run_images * run_versions), "count": images * (points + 1)})
     for row in rows:
-        row["core_h"] = row["core_s_per"] * row["count"] / 3600
-    serial_s = (benchmarks[benchmarks.stage == "tabulate"].s.sum() * images * points
-                / (run_images * (run_versions - 1)) + 2 * (dag_s or 0))
-    wall_h = sum(row["core_h"] for row in rows) / cores / (1 - (overhead or 0)) + serial_s / 3600
-    rows.append({"stage": f"wall time on {cores} cores", "per": f"overhead {100 * (overhead or 0):.0f} %, serial "
-                 f"{serial_s / 60:.0f} min (tables, 2 DAG builds)", "wall_h": wall_h})
-    codec_options = [entry.get("options") for entry in run.get("codecs", [])]
-    left_out = [*(f"face model {model}" for model in unmeasured_models),
-                *([f"object detection ({target_detector}; this run used {run_detector})"]
-                  if "detect_objects" in cpu and run_detector != target_detector else [])]
-    note = (f"(this run: {run_images} images, {run_faces} faces, {run_versions - 1} codec points, models "
-            f"{', '.join(run_model_names)}, codec options {codec_options or 'unknown'}; val2017: {images} images, "
-            f"~{faces} faces, {points} QPs, {len(models)} models, {shards} shards; unmeasured here, so left out: "
-            f"{', '.join(left_out) or 'nothing'}; the GPU is left out: nothing here was measured on one)")
+        row["cpu_h"] = row["cpu_s_per"] * row["count"] / 3600
+    parallel_h = sum(row["cpu_h"] for row in rows)
+    rows.append({"stage": "privacy_metrics (one job, after the rest)", "per": "run", "count": 1,
+                 "cpu_s_per": privacy_cpu_s, "cpu_h": privacy_cpu_s / 3600})
+    wall_h = parallel_h / cores / (1 - (overhead or 0)) + privacy_cpu_s / 3600
+    rows.append({"stage": f"wall time on {cores} cores", "per": f"orchestration overhead {100 * (overhead or 0):.0f} %",
+                 "wall_h": wall_h})
+    missing = [model for model in STUDY["models"] if model not in by_model]
+    note = (f"(this run: {run_images} images, {run_versions - 1} codec points, embedded models {', '.join(by_model)}; "
+            f"the study's configuration: {images} images, {faces} faces at >= 0.95, VVC QP "
+            f"{'/'.join(map(str, STUDY['vvc_qps']))} and {STUDY['learned_points']} learned points, models "
+            f"{', '.join(STUDY['models'])}, {STUDY['thresholds']} thresholds; not measured, so left out: "
+            f"{', '.join(missing) or 'nothing'}; GPU: nothing here ran on one, every figure is CPU)")
     return rows, note
+
+
+AGGREGATION_STAGES = ["tabulate", "summarise", "tabulate_quality", "detection_accuracy", "plot_rate_similarity",
+                      "plot_privacy", "plot_example_faces", "plot_rate_accuracy", "privacy_utility_frontier",
+                      "plot_frontier", "record_config", "crop_faces_reduced"]
 
 
 def main() -> None:
@@ -400,6 +439,10 @@ def main() -> None:
     parser.add_argument("--overhead-config", type=Path, default=ROOT / "config.yaml")
     parser.add_argument("--cores", type=int, default=os.cpu_count())
     parser.add_argument("--project-cores", type=int, default=16)
+    parser.add_argument("--privacy-cpu-s", type=float, default=81.0,
+                        help="privacy_metrics' CPU seconds at the study's size (scripts/benchmark_privacy_scale.py: "
+                             "162 CPU-s for 3,000 faces x 6 models x 6 points x 2 thresholds on 2026-12-03, so about "
+                             "81 for the three offline models)")
     parser.add_argument("--workdir", type=Path, help="synthetic images and benchmark runs (default: a temp folder)")
     args = parser.parse_args()
     workdir = (args.workdir or Path(tempfile.mkdtemp(prefix="benchmark_pipeline_"))).resolve()
@@ -440,10 +483,12 @@ def main() -> None:
         dag_s = rows[-1]["s"]
         summary.append({"measure": "DAG dry run", "value": f"{dag_s:.1f} s ({rows[-1]['jobs']} jobs)"})
     if "projection" in args.sections:
-        rows, note = projection_section(results, benchmarks, overhead, dag_s, args.project_cores, embedding)
-        print_table(f"Projection: COCO val2017 on {args.project_cores} cores (+1 GPU unused)", rows)
+        learned_images = sorted((ROOT.parent / "shared" / "datasets" / "coco-persons" / "images").glob("*.jpg"))[:10]
+        rows, note = projection_section(results, benchmarks, overhead, args.project_cores, args.privacy_cpu_s,
+                                        learned_images)
+        print_table(f"Projection: COCO val2017, the study's configuration, on {args.project_cores} cores", rows)
         print(note)
-        summary.append({"measure": f"COCO val2017 on {args.project_cores} cores", "value": f"{rows[-1]['wall_h']:.1f} h"})
+        summary.append({"measure": f"COCO val2017 on {args.project_cores} cores", "value": f"{rows[-1]['wall_h']:.2f} h"})
     for row in summary:
         row["target"] = TARGETS.get(row["measure"], "")
     print_table("Summary", summary)

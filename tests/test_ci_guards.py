@@ -58,6 +58,7 @@ def test_an_allowed_skip_passes_in_ci(guarded, monkeypatch):
     assert guarded.runpytest_subprocess().ret == pytest.ExitCode.OK
 
 
+@pytest.mark.heavy
 @pytest.mark.parametrize("config", CONFIGS, ids=lambda path: str(path.relative_to(ROOT)))
 def test_snakemake_lint_is_clean(config, coco_persons):
     stand_in = STAND_IN_DATA.get(config.name)

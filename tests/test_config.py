@@ -27,14 +27,14 @@ def test_shipped_configs_are_valid_and_defaults_are_filled():
 @pytest.mark.parametrize(
     "change, message",
     [
-        (lambda c: c["codecs"][0].update(codec="h266"), r"codecs\.0\.codec: unknown codec 'h266'; allowed: .*vvc"),
-        (lambda c: c["codecs"][0].update(qualities=[32, 70]), r"codecs\.0\.qualities: 70 is out of range for vvc \(allowed 0\.\.63\)"),
+        (lambda c: c["codecs"][0].update(codec="h266"), r"codecs\.0\.codec \(entry 'h266'\): unknown codec 'h266'; allowed: .*vvc"),
+        (lambda c: c["codecs"][0].update(qualities=[32, 70]), r"codecs\.0\.qualities \(entry 'vvc'\): 70 is out of range for codec vvc \(allowed 0\.\.63\)"),
         (lambda c: c.update(faces={"models": []}), r"faces\.models: \[\] should be non-empty"),
         (lambda c: c.update(faces={"models": ["Facenet", "FaceX"]}), r"faces\.models\.1: 'FaceX' is not one of"),
         (lambda c: c.update(resolution=3), r"\(top level\): Additional properties are not allowed \('resolution'"),
         (lambda c: c["dataset"].update(kind="coco"), r"dataset: 'images' is a required property"),
         (lambda c: c.update(codecs=[{"codec": "jpeg", "qualities": [50]}, {"codec": "jpeg", "qualities": [10]}]),
-         r"codecs\.1\.label: 'jpeg' is used twice"),
+         r"codecs\.1\.label \(entry 'jpeg'\): 'jpeg' is used twice"),
     ],
     ids=["unknown-codec", "qp-out-of-range", "empty-models", "unknown-model", "unknown-key", "coco-needs-images", "duplicate-label"],
 )
@@ -51,7 +51,7 @@ def test_codec_points_enumerate_every_quality_of_every_entry():
         {"codec": "jpegxl", "label": "jxl-fast", "qualities": [1.5], "options": {"effort": 3}},
     ]})
     points = codec_points(config)
-    assert [(p.label, p.quality_text) for p in points] == [("vvc", "32"), ("vvc", "37"), ("jxl-fast", "1.5")]
+    assert [(p.label, p.key.quality) for p in points] == [("vvc", "32"), ("vvc", "37"), ("jxl-fast", "1.5")]
     assert points[2].options == {"effort": 3}
 
 

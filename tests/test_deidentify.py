@@ -19,6 +19,8 @@ from icm_privacy.images import read_png, read_rgb8
 from icm_privacy.privacy import DEEPFACE_COSINE_THRESHOLDS
 from icm_privacy.sources import SourceError, fetch_package_file
 
+pytestmark = pytest.mark.heavy  # real models or binaries: not in the quick lane
+
 DEEPFACE_HOME = REPO / "resources" / "deepface"
 COCO_IMAGES = ("000000000790", "000000084533", "000000109313")
 PORTRAITS = ("obama", "biden", "astronaut")

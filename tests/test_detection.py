@@ -34,10 +34,12 @@ from icm_privacy.detection_metrics import (
     detection_table,
     evaluate_detections,
     load_ground_truth,
-    skip_reason,
 )
+from icm_privacy.datasets import DatasetError, detection_skip_reason
 from icm_privacy.images import read_rgb8
 from conftest import YOLOV5N
+
+pytestmark = pytest.mark.heavy  # real models or binaries: not in the quick lane
 
 SUBSET = 12  # images coded per QP: the first by COCO id
 
@@ -198,10 +200,10 @@ def test_detections_of_unknown_images_and_unannotated_datasets_are_named(instanc
     detections.write_text(json.dumps([{"image_id": 999, "category_id": 1, "bbox": [0, 0, 5, 5], "score": 0.5}]))
     with pytest.raises(DetectionEvaluationError, match=r"detections\.json: image ids \[999\] are not in the annotations"):
         evaluate_detections(detections, instances)
-    assert skip_reason(instances, "coco-persons") is None
-    assert skip_reason(None, "demo") == "dataset 'demo' has no COCO instance annotations: detection mAP is skipped"
-    with pytest.raises(DetectionEvaluationError, match=r"missing\.json: cannot read COCO annotations"):
-        skip_reason(tmp_path / "missing.json", "broken")
+    assert detection_skip_reason(instances, "coco") is None
+    assert detection_skip_reason(None, "demo") == "dataset 'demo' has no COCO instance annotations: detection mAP is skipped"
+    with pytest.raises(DatasetError, match=r"missing\.json: cannot read COCO annotations"):
+        detection_skip_reason(tmp_path / "missing.json", "coco")
 
 
 # --- the real checkpoint on real photos -------------------------------------------------------------

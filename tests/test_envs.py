@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import ast
 import importlib.metadata
+import os
 import re
 import shutil
 import subprocess
@@ -21,12 +22,11 @@ from packaging.utils import canonicalize_name
 from packaging.version import Version
 
 from icm_privacy.codecs import CODECS
+from conftest import rules
 
 ROOT = Path(__file__).resolve().parents[1]
 SRC = ROOT / "src"
 ENV_FILES = sorted((ROOT / "envs").glob("*.yaml"))
-RULE_FILES = [ROOT / "Snakefile", *sorted((ROOT / "workflow" / "rules").glob("*.smk"))]
-RULE_START = re.compile(r"^(?:rule|checkpoint)\b.*:\s*$", re.MULTILINE)
 
 
 def load_env(path: Path) -> dict:
@@ -45,25 +45,6 @@ def pip_requirements(env: dict) -> list[Requirement]:
 def pinned_version(requirement: Requirement) -> Version:
     (specifier,) = requirement.specifier
     return Version(specifier.version)
-
-
-def rules() -> list[dict]:
-    """Every rule of the workflow files: its name, conda env and script (absolute paths), locality."""
-    found = []
-    for path in RULE_FILES:
-        text = path.read_text()
-        starts = [match.start() for match in RULE_START.finditer(text)] + [len(text)]
-        for start, end in zip(starts, starts[1:]):
-            chunk = text[start:end]
-            name = re.match(r"(?:rule|checkpoint)\s+(\w+)", chunk) or re.search(r"name:\s*(\S+)", chunk)
-            directives = {key: re.search(rf"\b{key}:\s*\"([^\"]+)\"", chunk) for key in ("conda", "script")}
-            found.append({
-                "name": name.group(1),
-                "file": path.name,
-                "local": bool(re.search(r"localrule:\s*True", chunk)),
-                **{key: path.parent / match.group(1) if match else None for key, match in directives.items()},
-            })
-    return found
 
 
 def project_specifiers() -> dict[str, SpecifierSet]:
@@ -95,7 +76,8 @@ def test_every_conda_env_a_rule_names_exists():
 def test_every_rule_that_runs_on_compute_nodes_names_a_conda_env():
     # Local rules run in the Snakemake process's own environment; the others may run on cluster
     # nodes with --sdm conda, where only the env file says what they need.
-    bare = [rule["name"] for rule in rules() if rule["script"] and not rule["local"] and not rule["conda"]]
+    bare = [rule["name"] for rule in rules()
+            if rule["script"] and not rule["local"] and not rule["conda"] and not rule["generated"]]
     assert not bare, f"rules with a script and no conda env: {bare}"
 
 
@@ -226,7 +208,7 @@ def import_time_modules(path: Path, module: str, function: str | None = None) ->
 
 def third_party_imports(script: Path) -> set[str]:
     """Top-level third-party modules imported when the script starts, through icm_privacy included, and
-    inside the project functions it imports (the step it calls: `code_shard` imports the codecs when
+    inside the project functions it imports (the step it calls: `code` imports the codecs when
     called); functions those call in turn are not followed."""
     todo, seen, outside = [(script, "__main__", None)], set(), set()
     for node in ast.parse(script.read_text()).body:
@@ -269,7 +251,7 @@ def test_each_codecs_rule_env_exists_and_provides_what_coding_imports(name):
     env_file = ROOT / "envs" / f"{codec.conda_env}.yaml"
     assert env_file.is_file(), f"codec {name}: {env_file} does not exist"
     test_env_provides_what_its_rule_script_imports_at_start(
-        {"name": f"code_{name}", "conda": env_file, "script": ROOT / "scripts" / "code_shard.py"})
+        {"name": f"code_{name}", "conda": env_file, "script": ROOT / "workflow" / "scripts" / "code.py"})
     if codec.uses_gpu:  # model codecs import their framework inside the functions that need it
         provided = distribution_closure([req.name for req in pip_requirements(load_env(env_file))])
         assert {"torch", "compressai"} <= provided, f"codec {name}: {env_file.name} lacks torch or compressai"
@@ -284,7 +266,7 @@ def test_scripts_in_conda_envs_import_the_project_from_the_checkout():
     code = (f"import sys; sys.path.extend({get_snakemake_searchpaths()!r}); "
             "import icm_privacy.stages; print(icm_privacy.stages.__file__)")
     result = subprocess.run([sys.executable, "-I", "-S", "-c", code], capture_output=True, text=True, check=True)
-    assert Path(result.stdout.strip()) == SRC / "icm_privacy" / "stages.py"
+    assert Path(result.stdout.strip()) == SRC / "icm_privacy" / "stages" / "__init__.py"
 
 
 # What the codecs env's rules do, run inside the isolated virtualenv below on one real photo with a
@@ -295,14 +277,16 @@ import sys
 from types import SimpleNamespace
 import numpy, pandas as pd
 import icm_privacy
-from icm_privacy.stages import code_shard, crop_faces, crop_faces_reduced, prepare_images
+from icm_privacy.stages.codecs import code
+from icm_privacy.stages.data import prepare_images
+from icm_privacy.stages.faces import crop_faces, crop_faces_reduced
 photo, work = sys.argv[1], sys.argv[2]
 prepare_images({"photo": photo}, f"{work}/images")
 pd.DataFrame([{"face_id": "photo_0", "image": "photo", "confidence": 0.99, "x": 200, "y": 60, "w": 80, "h": 90}]
              ).to_csv(f"{work}/faces.csv", index=False)
 for codec, quality, options in (("vvc", 47, {"preset": "faster"}), ("jpeg", 50, {}), ("face-blur", 4, {}),
                                 ("downscale", 4, {"inner": {"codec": "jpeg", "quality": 75}})):
-    code_shard(f"{work}/images", f"{work}/bitstreams/{codec}", f"{work}/decoded/{codec}", codec, quality, options, 1,
+    code(f"{work}/images", f"{work}/bitstreams/{codec}", f"{work}/decoded/{codec}", codec, quality, options, 1,
                f"{work}/faces.csv")
     crop_faces(f"{work}/faces.csv", f"{work}/decoded/{codec}", f"{work}/crops/{codec}.npz", 0.9)
 crop_faces_reduced(f"{work}/faces.csv", f"{work}/images", f"{work}/bitstreams/downscale", {"inner": {"codec": "jpeg", "quality": 75}},
@@ -311,6 +295,7 @@ print(icm_privacy.__file__, numpy.__file__, sep="\\n")
 """
 
 
+@pytest.mark.heavy
 def test_codecs_env_alone_runs_its_rules_in_an_isolated_virtualenv(tmp_path, coco_photo):
     # What --sdm conda would build from envs/codecs.yaml, without conda: its pip requirements, then the
     # project without dependencies, in a virtualenv that sees no other site-packages; nothing can come
@@ -331,3 +316,150 @@ def test_codecs_env_alone_runs_its_rules_in_an_isolated_virtualenv(tmp_path, coc
     assert jobs.returncode == 0, jobs.stderr[-3000:]
     assert all(Path(path).is_relative_to(venv) for path in jobs.stdout.split()), jobs.stdout
     assert len(list((tmp_path / "work").rglob("*.npz"))) == 4 + 2
+
+
+# --- every env alone runs its rules -------------------------------------------------------------
+# The envs other than codecs.yaml hold TensorFlow or torch (GBs): installing each into a virtualenv
+# would take minutes. The same isolation without the install: a folder of symlinks to exactly the
+# files of the distributions the env's pip requirements install (pip, setuptools and wheel too, as a
+# conda env with pip has them), put on the path of an interpreter that reads no site-packages. A
+# package the env lacks cannot be imported there, also one imported inside a function.
+
+def isolated_site(env_file: Path, folder: Path) -> Path:
+    site = folder / "site"
+    requirements = [req.name for req in pip_requirements(load_env(env_file))]
+    for name in sorted(distribution_closure([*requirements, "pip", "setuptools", "wheel"])):
+        try:
+            distribution = importlib.metadata.distribution(name)
+        except importlib.metadata.PackageNotFoundError:
+            continue  # not installed here (setuptools/wheel may not be): the lock tests cover the pins
+        for file in distribution.files or []:
+            source = Path(distribution.locate_file(file))
+            target = site / file
+            if ".." in file.parts or not source.is_file() or target.exists():
+                continue  # console scripts live outside site-packages
+            target.parent.mkdir(parents=True, exist_ok=True)
+            target.symlink_to(source.resolve())
+    return site
+
+
+def run_isolated(env_file: Path, folder: Path, code: str, *arguments: str) -> subprocess.CompletedProcess:
+    """`code` in an interpreter that sees only the env's distributions and the project's sources."""
+    # appended, as site-packages would be: OpenCV's loader inserts its binaries' folder at sys.path[1]
+    preamble = f"import sys; sys.path += [{str(isolated_site(env_file, folder))!r}, {str(SRC)!r}]\n"
+    return subprocess.run([sys.executable, "-I", "-S", "-c", preamble + code, *arguments], capture_output=True,
+                          text=True, timeout=900, env={"PATH": os.environ["PATH"], "HOME": str(folder)})
+
+
+# Each env's rules, as their scripts call them, on real inputs prepared by the test (argv[1]: a work folder,
+# argv[2:]: what the env's jobs read); each prints where numpy came from, which must be the isolated site.
+ENV_JOBS = {
+    "faces.yaml": """
+import numpy, pandas as pd, sys
+from types import SimpleNamespace
+from icm_privacy.stages.faces import detect_faces, embed_faces, provision_weights
+work, images, home, cache = sys.argv[1:5]
+provision_weights("SFace", home, cache, f"{work}/sface.verified")
+detect_faces(images, f"{work}/faces.csv", "mtcnn", home)
+faces = pd.read_csv(f"{work}/faces.csv", dtype={"image": str})
+from icm_privacy.faces import crop_face
+from icm_privacy.images import read_png
+rgb = read_png(f"{images}/{faces.image[0]}.png")
+numpy.savez(f"{work}/crops.npz", **{row.face_id: crop_face(rgb, (row.x, row.y, row.x + row.w, row.y + row.h))
+                                   for row in faces.itertuples()})
+embed_faces(f"{work}/crops.npz", f"{work}/embeddings.npz", ["SFace"], 8, home)
+print(len(faces), numpy.load(f"{work}/embeddings.npz")["SFace"].shape[0], numpy.__file__)
+""",
+    "detection.yaml": """
+import json, numpy, sys
+from icm_privacy.stages.detection import detect_objects
+work, images, annotations, weights = sys.argv[1:5]
+dataset = {"kind": "coco", "images": images, "annotations": annotations}
+detect_objects(images, f"{work}/detections.json", {"weights": weights, "device": "cpu", "batch_size": 2}, dataset, 1)
+print(len(json.loads(open(f"{work}/detections.json").read())), numpy.__file__)
+""",
+    "quality.yaml": """
+import numpy, pandas as pd, sys
+from icm_privacy.stages.quality import measure_quality
+work, images = sys.argv[1:3]
+pd.DataFrame(columns=["face_id", "image", "confidence", "x", "y", "w", "h"]).to_csv(f"{work}/faces.csv", index=False)
+measure_quality(images, images, f"{work}/faces.csv", 0.95, f"{work}/quality.csv")
+print(round(pd.read_csv(f"{work}/quality.csv").ms_ssim.min(), 6), numpy.__file__)
+""",
+    "learned.yaml": """
+import numpy, sys
+from icm_privacy.stages.codecs import code
+from icm_privacy import training
+work, images, persons = sys.argv[1:4]
+coding = code(images, f"{work}/bitstreams", f"{work}/decoded", "icm-mse", 1, {"device": "cpu"}, 1)
+history = training.main(["--images", f"{persons}/images", "--annotations", f"{persons}/instances.json", "--model",
+                         "icm-edge", "--objective", "edge", "--crop", "64", "--batch-size", "1", "--first-n", "2",
+                         "--steps", "1", "--device", "cpu", "--threads", "1", "--out", f"{work}/trained.pth.tar"])
+print(len(coding), len(history), numpy.__file__)
+""",
+}
+
+
+@pytest.mark.heavy
+@pytest.mark.parametrize("env", sorted(ENV_JOBS))
+def test_env_alone_runs_its_rules_in_isolation(env, tmp_path, coco_persons, deepface_home):
+    from icm_privacy.stages.data import prepare_images
+
+    image_id = "000000000790"  # three people, two MTCNN faces
+    prepare_images({image_id: str(coco_persons / "images" / f"{image_id}.jpg")}, str(tmp_path / "images"))
+    inputs = {"faces.yaml": [deepface_home, ROOT / "resources" / "cache"],
+              "detection.yaml": [coco_persons / "instances.json", ROOT.parent / "shared" / "weights" / "yolov5n.pt"],
+              "quality.yaml": [], "learned.yaml": [coco_persons]}[env]
+    (tmp_path / "work").mkdir()
+    jobs = run_isolated(ROOT / "envs" / env, tmp_path, ENV_JOBS[env], str(tmp_path / "work"), str(tmp_path / "images"),
+                        *map(str, inputs))
+    assert jobs.returncode == 0, jobs.stderr[-3000:]
+    *counts, numpy_file = jobs.stdout.split()[-3:] if env in ("faces.yaml", "learned.yaml") else jobs.stdout.split()[-2:]
+    assert Path(numpy_file).is_relative_to(tmp_path / "site"), numpy_file
+    assert all(float(count) > 0 for count in counts), jobs.stdout
+
+
+RESULTS_ENV_JOBS = """
+import json, numpy, sys
+from pathlib import Path
+from types import SimpleNamespace as outputs
+from icm_privacy.stages.data import demo_photo
+from icm_privacy.stages.privacy import plot_example_faces, plot_privacy, privacy_metrics
+from icm_privacy.stages.quality import tabulate_quality
+from icm_privacy.stages.results import plot_rate_similarity, record_config, summarise, tabulate
+run, work, cache = map(Path, sys.argv[1:4])
+points, models = ["vvc/32", "vvc/47", "downscale/4", "icm-edge/1", "icm-mse/1"], ["SFace", "Facenet", "Dlib"]
+versions = ["original", *points, "downscale/4/reduced", "downscale/4/reduced-original"]
+embeddings = {v: [str(run / "embeddings" / v / "shard-0.npz")] for v in versions}
+tables = outputs(rates=work / "rates.csv", faces=work / "faces.csv", manifest=work / "images.csv")
+tabulate([str(run / "images" / "shard-0")], [str(run / "faces" / "shard-0.csv")],
+         {p: [str(run / "bitstreams" / p / "shard-0")] for p in points}, embeddings, models, ["downscale/4"], tables)
+quality = outputs(per_image=work / "quality.csv", summary=work / "quality_summary.csv")
+tabulate_quality({p: [str(run / "quality" / p / "shard-0.csv")] for p in points}, quality)
+summary = outputs(tables=[str(work / f"table1_conf0.950.{suffix}") for suffix in ("csv", "md")],
+                  summary=work / "run_summary.md")
+summarise(outputs(**vars(tables), quality=quality.summary, keys=lambda: ["rates", "faces", "manifest", "quality"]),
+          models, [0.95], summary, ["codecs.9 (entry 'x', codec command, optional) is skipped: a reason"])
+privacy = outputs(table=work / "privacy.csv", differences=work / "privacy_bd.csv")
+privacy_metrics(tables.faces, tables.rates, embeddings, points, models, [0.95], {"kind": "folder"},
+                {"n_resamples": 10, "seed": 0}, ["downscale/4"], "vvc", privacy)
+plot_privacy(privacy.table, "rank1", "0.950", outputs(png=work / "rank1.png", pdf=work / "rank1.pdf"))
+plot_rate_similarity(summary.tables[0], models, str(work / "rate_similarity.png"))
+plot_example_faces(tables.faces, {p: [str(run / "crops" / p / "shard-0.npz")] for p in ["original", *points]},
+                   points, "SFace", 2, outputs(png=work / "faces.png", pdf=work / "faces.pdf"))
+record_config({"results": str(run)}, work / "config.yaml", [])
+demo_photo(str(work / "astronaut.png"), str(cache))
+print(len(list(work.glob("*.png"))), numpy.__file__)
+"""
+
+
+@pytest.mark.integration
+def test_results_env_alone_runs_its_rules_on_a_finished_run(workflow_run, tmp_path):
+    folder, _, _ = workflow_run
+    (tmp_path / "work").mkdir()
+    jobs = run_isolated(ROOT / "envs" / "results.yaml", tmp_path, RESULTS_ENV_JOBS, str(folder / "results"),
+                        str(tmp_path / "work"), str(ROOT / "resources" / "cache"))
+    assert jobs.returncode == 0, jobs.stderr[-3000:]
+    figures, numpy_file = jobs.stdout.split()[-2:]
+    assert Path(numpy_file).is_relative_to(tmp_path / "site") and int(figures) == 4
+    assert "a reason" in (tmp_path / "work" / "run_summary.md").read_text()

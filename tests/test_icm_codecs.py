@@ -18,6 +18,8 @@ from icm_privacy.images import read_png, read_rgb8
 from icm_privacy.quality import psnr
 from icm_privacy.sources import sha256_of
 
+pytestmark = pytest.mark.heavy  # real models or binaries: not in the quick lane
+
 POINTS = [("icm-edge", 1), ("icm-edge", 2), ("icm-mse", 1), ("icm-mse", 2)]
 # dB, mean over the images below; measured 17.9 and 19.6 (docs/icm_training.md: a briefly trained small model)
 MSE_PSNR_FLOOR = {1: 17.0, 2: 18.5}
@@ -28,7 +30,7 @@ IMAGES = 6  # coco-persons images with instance masks, the first by id
 def coded(coco_persons, tmp_path_factory):
     """(codec, rate) -> per image (rgb, edge map, decoded rgb, bpp), coded through bitstream files."""
     folder = tmp_path_factory.mktemp("icm")
-    images = training.load_edge_images(coco_persons / "images", coco_persons / "instances.json", first_n=IMAGES)
+    images = training.load_training_images(coco_persons / "images", coco_persons / "instances.json", first_n=IMAGES)
     results = {}
     for name, rate in POINTS:
         codec = make_codec(name, device="cpu", threads=2)

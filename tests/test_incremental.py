@@ -1,12 +1,12 @@
 """Adding a codec point to a finished run schedules only that point's jobs and the aggregation.
 
-A real run (two COCO person photos, VVC QP 32, SFace), then a dry run with QP 37 added: no image is
-prepared again, no face detection reruns, no job of the old point reruns. With `keep_decoded: false`
-a run deletes the decoded images once read and a second run finds nothing to do.
+The session's shared run (conftest.py `workflow_run`: VVC QP 32 and 47 among other codecs), then a dry
+run with QP 37 added: no image is prepared again, no face detection reruns, no job of an old point
+reruns. With `keep_decoded: false` a small run of its own (two COCO person photos, VVC QP 40, SFace)
+deletes the decoded images once read, and a second run finds nothing to do.
 """
 from __future__ import annotations
 
-import re
 import subprocess
 import sys
 from collections import Counter
@@ -15,13 +15,14 @@ from pathlib import Path
 import pytest
 import yaml
 
+from conftest import scheduled_jobs as jobs, write_workflow_config
+
 ROOT = Path(__file__).resolve().parents[1]
 COCO_IMAGES = ROOT.parent / "shared" / "datasets" / "coco-persons" / "images"
 IMAGES = ["000000000790", "000000192699"]  # two faces each above both confidence thresholds
 DOWNLOAD_RULES = {"demo_photo", "provision_weights"}
 # Rules with a job per image, shard or codec point; the others aggregate over the whole run.
 PER_ITEM_RULES = {"prepare_images", "code_vvc", "detect_faces", "crop_faces", "embed_faces", "measure_quality"}
-JOB_HEADER = re.compile(r"^(?:local)?(?:rule|checkpoint) (\w+):$")
 
 pytestmark = pytest.mark.integration
 
@@ -31,18 +32,6 @@ def snakemake(config: Path, *options: str) -> str:
     result = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=900)
     assert result.returncode == 0, (result.stdout + result.stderr)[-6000:]
     return result.stdout + result.stderr
-
-
-def jobs(log: str) -> Counter:
-    """The jobs a Snakemake log lists, as (rule, wildcards) -> count."""
-    found = []
-    for line in log.splitlines():
-        header = JOB_HEADER.match(line)
-        if header:
-            found.append([header.group(1), ""])
-        elif found and line.startswith("    wildcards: "):
-            found[-1][1] = line.split(":", 1)[1].strip()
-    return Counter(map(tuple, found))
 
 
 def write_config(path: Path, images: Path, results: Path, qps: list[int], **settings) -> Path:
@@ -67,16 +56,16 @@ def linked_images(tmp_path: Path) -> Path:
     return images
 
 
-def test_adding_a_qp_schedules_only_the_new_point_and_the_aggregation(tmp_path):
-    images = linked_images(tmp_path)
-    results = tmp_path / "results"
+def test_adding_a_qp_schedules_only_the_new_point_and_the_aggregation(workflow_run):
+    folder, _, log = workflow_run
+    results = folder / "results"
 
-    first = jobs(snakemake(write_config(tmp_path / "qp32.yaml", images, results, [32])))
+    first = jobs(log)
     assert first[("code_vvc", "quality=32, shard=0")] == 1  # the log parser sees the run
     assert {rule for rule, _ in first} >= PER_ITEM_RULES
     assert (results / "tables" / "table1_conf0.950.csv").is_file()
 
-    second = jobs(snakemake(write_config(tmp_path / "qp32-37.yaml", images, results, [32, 37]), "--dry-run"))
+    second = jobs(snakemake(write_workflow_config(folder, [32, 37, 47]), "--dry-run"))
     assert Counter({job: n for job, n in second.items() if job[0] in PER_ITEM_RULES}) == Counter({
         ("code_vvc", "quality=37, shard=0"): 1,
         ("crop_faces", "point=vvc/37, shard=0"): 1,
@@ -92,6 +81,7 @@ def test_adding_a_qp_schedules_only_the_new_point_and_the_aggregation(tmp_path):
             ("plot_rate_similarity", "t=0.975"), ("all", "")} <= rest
 
 
+@pytest.mark.quick  # the quick lane's one end-to-end run: small, and every stage of the DAG
 def test_decoded_images_not_kept_are_deleted_once_read_and_nothing_reruns(tmp_path):
     results = tmp_path / "results"
     config = write_config(tmp_path / "config.yaml", linked_images(tmp_path), results, [40], keep_decoded=False)

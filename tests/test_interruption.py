@@ -29,7 +29,8 @@ import yaml
 from conftest import REPO
 from icm_privacy.codecs import CodecError, make_codec
 from icm_privacy.images import read_png, write_png
-from icm_privacy.stages import code_shard, prepare_images
+from icm_privacy.stages.codecs import code
+from icm_privacy.stages.data import prepare_images
 
 pytestmark = pytest.mark.integration
 
@@ -204,9 +205,9 @@ def test_kill_while_embedding_then_rerun_incomplete_finishes_without_redoing_wor
 def code_shard_process(images: Path, out: Path, log: Path, qp: int) -> list[str]:
     """A code job's work as its rule script does it, in a process of its own (and its own session, so
     that SIGKILL of the group takes ffmpeg/vvenc with it)."""
-    return [sys.executable, "-c", "from icm_privacy.stages import code_shard, logged\n"
+    return [sys.executable, "-c", "from icm_privacy.stages import logged\nfrom icm_privacy.stages.codecs import code\n"
             f"with logged({str(log)!r}):\n"
-            f"    code_shard({str(images)!r}, {str(out / 'bitstreams' / 'shard-0')!r}, {str(out / 'decoded' / 'shard-0')!r},"
+            f"    code({str(images)!r}, {str(out / 'bitstreams' / 'shard-0')!r}, {str(out / 'decoded' / 'shard-0')!r},"
             f" 'vvc', {qp}, {{'preset': 'faster', 'qpa': False}}, 1)"]
 
 
@@ -257,12 +258,12 @@ def test_a_codec_error_on_one_image_names_it_and_keeps_the_others_for_the_rerun(
     bitstreams, decoded = tmp_path / "bitstreams" / "shard-0", tmp_path / "decoded" / "shard-0"
     with pytest.raises(CodecError, match=r"1 of 3 images failed \(the others are kept in .*\.shard-0\.work for the "
                                          r"re-run\): b: codec vvc, quality 0, image b: .*more than 8 bits per pixel"):
-        code_shard(str(images), str(bitstreams), str(decoded), "vvc", 0, {"preset": "faster"}, 1)
+        code(str(images), str(bitstreams), str(decoded), "vvc", 0, {"preset": "faster"}, 1)
     assert not bitstreams.exists() and not decoded.exists()
 
     write_png(flat, images / "b.png")  # the image fixed, the re-run codes it alone
     caplog.set_level(logging.INFO, logger="icm_privacy")
-    coding = code_shard(str(images), str(bitstreams), str(decoded), "vvc", 0, {"preset": "faster"}, 1)
+    coding = code(str(images), str(bitstreams), str(decoded), "vvc", 0, {"preset": "faster"}, 1)
     assert list(coding.image) == ["a", "b", "c"]
     assert caplog.text.count("finished by an earlier run of this job, reused") == 2
     assert sorted(path.name for path in bitstreams.iterdir()) == ["a.266", "b.266", "c.266", "coding.csv"]

@@ -22,7 +22,9 @@ from conftest import REPO
 from icm_privacy.codecs import CODECS, CodecError, CodecUnavailable, bits_per_pixel, make_codec
 from icm_privacy.codecs.learned import Bitstream, read_bitstream, write_bitstream
 from icm_privacy.images import read_png, read_rgb8, write_png
-from icm_privacy.stages import code_shard
+from icm_privacy.stages.codecs import code
+
+pytestmark = pytest.mark.heavy  # real models or binaries: not in the quick lane
 
 # each learned codec at one quality; sa-icm's quality is only a checkpoint label
 CODEC_POINTS = [
@@ -134,7 +136,7 @@ def test_shard_job_records_file_rate_and_likelihood_estimate_per_image(tmp_path,
     images = {"first": photo, "second": photo[:40, :64]}
     for name, image in images.items():
         write_png(image, shard / f"{name}.png")
-    coding = code_shard(str(shard), str(tmp_path / "bitstreams"), str(tmp_path / "decoded"), "mbt2018-mean", 3,
+    coding = code(str(shard), str(tmp_path / "bitstreams"), str(tmp_path / "decoded"), "mbt2018-mean", 3,
                         {"random_init": True, "device": "cpu"}, threads=1)
     assert coding.image.tolist() == ["first", "second"]
     assert pd.read_csv(tmp_path / "bitstreams" / "coding.csv").bitstream.tolist() == ["first.lic", "second.lic"]

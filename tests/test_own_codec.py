@@ -18,13 +18,12 @@ import pytest
 import torch
 import yaml
 
-from conftest import REPO, SHARED, VTM
+from conftest import REPO, SHARED, SNAKEMAKE, VTM, scheduled_jobs, snakemake
 from icm_privacy.codecs import CodecError, make_codec
 from icm_privacy.codecs.ffmpeg import ffmpeg_executable
 from icm_privacy.codecs.vtm import vtm_from_folder
 from icm_privacy.config import ConfigError, load_config, validate_config
 from icm_privacy.images import read_png, read_rgb8, write_png
-from test_workflow import SNAKEMAKE, snakemake
 
 COCO_IMAGES = ["000000000790", "000000109313"]
 # odd-sized crops around the photos' faces (MTCNN finds 3 faces in them: 34-48 px, confidence >= 0.98)
@@ -96,6 +95,7 @@ def code_both(builtin, own, rgb, quality, folder):
     return results
 
 
+@pytest.mark.heavy
 def test_vtm_templates_write_the_builtin_vtm_bitstream_and_decode_to_its_pixels(tmp_path, crop, vtm_folder):
     vtm = vtm_from_folder(vtm_folder)
     (builtin_bytes, builtin_pixels), (own_bytes, own_pixels) = code_both(
@@ -138,15 +138,17 @@ def refusal(dataset: dict, entry: dict) -> str:
 
 def test_bad_own_codec_configuration_is_refused_naming_the_key_and_problem(tmp_path, dataset):
     message = refusal(dataset, {"codec": "plugin", "qualities": [1], "options": {"factory": "nowhere.codec:build"}})
-    assert message.startswith("config key codecs.1.options: option 'factory': cannot import module 'nowhere.codec'")
+    assert message.startswith("config key codecs.1.options (entry 'plugin'): option 'factory': cannot import module "
+                              "'nowhere.codec'")
     message = refusal(dataset, {"codec": "command", "qualities": [1],
                                 "options": {"encode": "cp {input} /tmp/x", "decode": "cp {input} {output}"}})
-    assert message == "config key codecs.1.options: option 'encode' has no {output} placeholder: 'cp {input} /tmp/x'"
+    assert message == ("config key codecs.1.options (entry 'command'): option 'encode' has no {output} placeholder: "
+                       "'cp {input} /tmp/x'")
     message = refusal(dataset, {"codec": "command", "qualities": [1],
                                 "options": {"encode": "enc {input} {output} -q {qp}",
                                             "decode": "dec {input} {output}"}})
-    assert message.endswith("option 'encode': unknown placeholder {qp}; allowed: height, input, output, quality, "
-                            "threads, width")
+    assert ("option 'encode': unknown placeholder {qp}; allowed: height, input, output, quality, threads, width. "
+            "Braces that are not placeholders (a shell's { ...; } group, ${VAR}) are written doubled") in message
 
     # an import with an empty bitstream, a decoded image of the wrong size, an unreadable one, a stray file
     # and a missing quality folder
@@ -160,7 +162,7 @@ def test_bad_own_codec_configuration_is_refused_naming_the_key_and_problem(tmp_p
     (root / "5" / "notes.txt").write_text("not an image")
     imported = {"codec": "import", "options": {"root": str(root), "extension": "bin"}}
     message = refusal(dataset, {**imported, "qualities": [5, 7]})
-    assert message.startswith("config key codecs.1.options.root: 5 problem(s) with the imported files:")
+    assert message.startswith("config key codecs.1.options.root (entry 'import'): 5 problem(s) with the imported files:")
     assert f"empty bitstream {root}/5/{first}.bin" in message
     assert f"wrong size {root}/5/{first}.png: 8x8, the original is 640x422" in message
     assert f"unreadable {root}/5/{second}.png" in message
@@ -256,6 +258,47 @@ def test_plugin_model_with_the_builtin_weights_gives_the_builtin_row(run):
     assert 0 < table.loc["factorized-plugin", "bpp_estimated"] < table.loc["factorized-plugin", "bpp_mean"]
 
 
+# What a finished run schedules when only one entry's code changed: that entry's per-point jobs and the
+# aggregation behind Table 1, nothing of the other entries.
+AGGREGATION_RULES = {"tabulate", "tabulate_quality", "summarise"}
+
+
+def assert_only_entry_reruns(dry_run: str, rule: str, label: str) -> None:
+    scheduled = scheduled_jobs(dry_run)
+    point = f"{label}/{QP if label.startswith('vvc') else 1}"
+    assert {job for job in scheduled if job[0] not in AGGREGATION_RULES} == {
+        (rule, f"quality={point.split('/')[1]}, shard=0"), ("crop_faces", f"point={point}, shard=0"),
+        ("embed_faces", f"version={point}, shard=0"), ("measure_quality", f"point={point}, shard=0")}, scheduled
+    assert {job[0] for job in scheduled} >= AGGREGATION_RULES
+
+
+@pytest.mark.integration
+def test_editing_a_plugin_module_reruns_exactly_its_entrys_points(run, plugin_folder):
+    folder, config_path, _ = run
+    table1 = str(folder / "results" / "tables" / "table1_conf0.950.csv")
+    assert "Nothing to be done" in snakemake(config_path, "--dry-run", "--", table1)
+    module = plugin_folder / "outside_codec.py"
+    original = module.read_text()
+    try:
+        module.write_text(original + "\n# an edit: the module's sha256 is part of its entry's identity\n")
+        dry_run = snakemake(config_path, "--dry-run", "--", table1)
+    finally:
+        module.write_text(original)
+    assert_only_entry_reruns(dry_run, "code_factorized_plugin", "factorized-plugin")
+
+
+@pytest.mark.integration
+def test_replacing_an_imported_png_reruns_that_points_jobs(run):
+    folder, config_path, _ = run
+    table1 = str(folder / "results" / "tables" / "table1_conf0.950.csv")
+    png = folder / "imported" / str(QP) / f"{COCO_IMAGES[1]}.png"
+    pixels = read_png(png).copy()
+    pixels[0, 0] ^= 1  # another decoded image: Snakemake reruns on changed content, not on a touch
+    png.unlink()  # a new file (the old one is a hard link into the first run's own vvc results)
+    write_png(pixels, png)
+    assert_only_entry_reruns(snakemake(config_path, "--dry-run", "--", table1), "code_vvc_import", "vvc-import")
+
+
 @pytest.mark.integration
 def test_import_of_a_runs_files_gives_that_runs_row_and_is_checked_before_any_job(run):
     folder, config_path, first_table = run
@@ -270,6 +313,30 @@ def test_import_of_a_runs_files_gives_that_runs_row_and_is_checked_before_any_jo
     refused = subprocess.run([*SNAKEMAKE, "--configfile", str(config_path), "--forceall"], cwd=REPO,
                              capture_output=True, text=True)
     assert refused.returncode != 0
-    assert (f"config key codecs.4.options.root: 1 problem(s) with the imported files:\n  missing {missing}"
+    assert (f"config key codecs.4.options.root (entry 'vvc-import'): 1 problem(s) with the imported files:\n"
+            f"  missing {missing}"
             in refused.stderr)
     assert "Job stats" not in refused.stdout + refused.stderr  # refused before scheduling anything
+
+
+def test_a_command_entry_declares_its_quality_range_and_whole_numbers(dataset):
+    command = {"codec": "command", "label": "cwebp-cli", "options": {
+        "encode": "cp {input} {output}", "decode": "cp {input} {output}", "quality_range": [0, 100]}}
+    message = refusal(dataset, {**command, "qualities": [50, 150]})
+    assert message == ("config key codecs.1.qualities (entry 'cwebp-cli'): 150 is out of range for codec command "
+                       "(allowed 0..100)")
+    validate_config({"dataset": dataset, "codecs": [{**command, "qualities": [0, 37.5, 100]}]})  # inside: accepted
+    command["options"]["integer_qualities"] = True
+    message = refusal(dataset, {**command, "qualities": [37.5]})
+    assert message == ("config key codecs.1.qualities (entry 'cwebp-cli'): 37.5 is not a whole number; codec command "
+                       "takes whole numbers only")
+    assert "37.5 is not a whole number; codec vvc takes" in refusal(dataset, {"codec": "vvc", "qualities": [37.5]})
+    message = refusal(dataset, {**command, "qualities": [1], "options": {**command["options"], "quality_range": [9, 1]}})
+    assert message.endswith("option 'quality_range': [9, 1] must be [lowest, highest]")
+
+
+def test_braces_of_a_shell_group_are_written_doubled_and_reach_the_shell(tmp_path, crop):
+    group = make_codec("command", encode="sh -c 'cat \"$0\" > \"$1\" && {{ test -s \"$1\" || exit 3; }}' {input} {output}",
+                       decode="sh -c 'cp \"${{0}}\" \"$1\"' {input} {output}")
+    result = group.code(crop, 1, tmp_path / "a.bin", tmp_path / "a.png", "crop")
+    assert np.array_equal(read_png(tmp_path / "a.png"), crop) and result.bitstream_bytes > 0

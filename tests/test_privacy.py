@@ -12,7 +12,6 @@ from PIL import Image
 from icm_privacy import privacy
 from icm_privacy.privacy import (
     bd_difference_table,
-    bd_metric_difference,
     bootstrap_face_mean,
     bootstrap_image_counts,
     face_identities,
@@ -21,9 +20,13 @@ from icm_privacy.privacy import (
     percentile_interval,
     privacy_table,
 )
-from icm_privacy.verification import cross_fit_thresholds, image_folds, impostor_pairs, tar_at_far
+from icm_privacy.bd_metrics import bd_metric_difference
+from icm_privacy.points import Threshold
+from icm_privacy.verification import cross_fit_thresholds, image_folds, impostor_pairs, realised_far, tar_at_far
 from icm_privacy.plots import save_figure
 from icm_privacy.privacy_figures import example_faces_figure, metric_curves_figure
+
+import straightforward_privacy as straightforward  # the implementation before it scaled: the oracle
 
 
 def make_faces(n_images: int, faces_per_image: int, seed: int = 0) -> pd.DataFrame:
@@ -297,8 +300,14 @@ def test_table_reports_nan_tar_when_impostor_pairs_are_too_few():
     assert row["tar_fixed_far_0.01"] == 1.0 and row["tar_aware_far_0.01"] == 1.0
     assert np.isnan(row["tar_fixed_far_0.001"]) and np.isnan(row["distance_threshold_far_0.001"])
     assert "FAR 0.001 needs >= 1000 impostor pairs, 180 available" in row["note"]
-    assert "FAR 0.001 attackers need >= 1000 impostor pairs per cross-fitting calibration set, the smallest has 112" \
-        in row["note"]
+    # Each attacker's note names it and its smallest calibration set (ordered decoded-vs-original pairs: twice as many).
+    assert "FAR 0.001 fixed-threshold attacker needs >= 1000 impostor pairs per cross-fitting calibration set, " \
+        "the smallest has 112" in row["note"]
+    assert "FAR 0.001 codec-aware attacker needs >= 1000 impostor pairs per cross-fitting calibration set, " \
+        "the smallest has 224" in row["note"]
+    for column in ("tar_fixed_far_0.001", "realised_far_fixed_far_0.001", "tar_aware_far_0.001",
+                   "realised_far_aware_far_0.001"):
+        assert np.isnan([row[column], row[f"{column}_ci_low"], row[f"{column}_ci_high"]]).all()
 
 
 # --- the two attackers, calibrated out of sample --------------------------------------------------
@@ -435,7 +444,7 @@ def test_metric_curves_figure_has_one_panel_per_model_and_is_written(tmp_path):
         for codec in ("jpeg", "webp") for q in (1, 2, 4)
     }
     table = privacy_table(faces, models, decoded, {point: 0.1 * point[1] for point in decoded}, n_resamples=10)
-    figure = metric_curves_figure(table, "reid_published", min_confidence=0.0, ylabel="re-ID rate")
+    figure = metric_curves_figure(table, "reid_published", threshold=Threshold(0.0), ylabel="re-ID rate")
     assert len(figure.axes) == 2
     assert [len(ax.lines) for ax in figure.axes] == [2, 2]
     save_figure(figure, tmp_path / "reid.png", tmp_path / "reid.pdf")
@@ -448,7 +457,7 @@ def test_metric_curves_figure_draws_a_model_without_values(tmp_path):
     original = random_embeddings(len(faces))
     decoded = {("jpeg", q): {"MyModel": original} for q in (1, 2)}
     table = privacy_table(faces, {"MyModel": original}, decoded, {("jpeg", 1): 0.2, ("jpeg", 2): 0.4}, n_resamples=5)
-    figure = metric_curves_figure(table, "reid_published", min_confidence=0.0)  # no published threshold
+    figure = metric_curves_figure(table, "reid_published", threshold=Threshold(0.0))  # no published threshold
     save_figure(figure, tmp_path / "reid.png", tmp_path / "reid.pdf")
     assert "reid_published undefined" in figure.axes[0].texts[0].get_text()
     assert Image.open(tmp_path / "reid.png").size == (320, 280)
@@ -489,7 +498,7 @@ def test_bd_difference_over_a_linear_axis_is_the_mean_vertical_gap():
 def test_frontier_joins_detection_map_and_compares_codecs_at_equal_map(tmp_path):
     from types import SimpleNamespace
 
-    from icm_privacy.stages import privacy_utility_frontier
+    from icm_privacy.stages.privacy import privacy_utility_frontier
 
     rows = []
     for codec, offset in (("vvc", 0.0), ("icm", -0.2)):  # icm: 0.2 less rank-1 at every mAP
@@ -514,7 +523,7 @@ def test_frontier_joins_detection_map_and_compares_codecs_at_equal_map(tmp_path)
     rank1 = differences[differences["metric"] == "rank1"].iloc[0]
     assert (rank1["codec"], rank1["reference_codec"], rank1["axis"]) == ("icm", "vvc", "map")
     assert rank1["bd_difference"] == pytest.approx(-0.2)
-    figure = metric_curves_figure(frontier, "rank1", min_confidence=0.95, x="map")
+    figure = metric_curves_figure(frontier, "rank1", threshold=Threshold(0.95), x="map")
     assert figure.axes[0].get_xlabel() == "detection mAP@[.5:.95] (YOLOv5)"
     assert figure.axes[0].get_xscale() == "linear"
 
@@ -526,3 +535,217 @@ def test_one_image_leaves_the_attackers_undefined_with_a_reason_not_an_error():
     assert row["mean_cosine"] == pytest.approx(1.0) and row["rank1"] == 1.0
     assert np.isnan(row["tar_fixed_far_0.01"]) and np.isnan(row["realised_far_aware_far_0.01"])
     assert "cross-fitting calibration set, the smallest has 0" in row["note"]
+
+
+# --- the scalable implementation equals the straightforward one ------------------------------------
+
+def attacker_columns(far: float, kind: str) -> list[str]:
+    return [f"{metric}_{kind}_{privacy.far_label(far)}{suffix}"
+            for metric in ("tar", "realised_far") for suffix in ("", "_ci_low", "_ci_high")]
+
+
+def notes_besides_the_attackers(notes: pd.Series) -> pd.Series:
+    return notes.map(lambda note: "; ".join(part for part in note.split("; ") if "attacker" not in part))
+
+
+def assert_equal_to_straightforward(table: pd.DataFrame, reference: pd.DataFrame, fars) -> int:
+    """`table` equals the straightforward implementation's `reference` number for number (exactly: every
+    sum behind a rate is of integers, and the rest is computed as before), except for the NaN rule.
+
+    The rule: where a probe of a row's bin is scored with an undefined threshold (the straightforward
+    TAR point of that attacker is NaN: it already followed the rule), all six columns of that attacker
+    at that FAR are NaN, and only there does the note name the attacker. Returns how many (row,
+    attacker, FAR) the rule touched.
+    """
+    expected, touched = reference.copy(), 0
+    for far in fars:
+        for kind, name in privacy.ATTACKERS.items():
+            undefined = reference[f"tar_{kind}_{privacy.far_label(far)}"].isna() & (reference["n_faces"] > 0)
+            expected.loc[undefined, attacker_columns(far, kind)] = np.nan
+            named = table["note"].str.contains(f"FAR {far:g} {name} attacker needs >= ", regex=False)
+            assert named.equals(undefined), f"FAR {far:g} {name}: notes and NaN rule disagree"
+            touched += int(undefined.sum())
+    pd.testing.assert_frame_equal(table.drop(columns="note"), expected.drop(columns="note"), check_exact=True)
+    pd.testing.assert_series_equal(notes_besides_the_attackers(table["note"]),
+                                   notes_besides_the_attackers(reference["note"]))
+    return touched
+
+
+def tied_random_study(seed: int):
+    """privacy_table's inputs: 30 images (every third with one face), embeddings in {-1, 0, 1}^4 whose
+    cosines tie often, identity labels by image and by face, and confidences such that the threshold
+    0.995 keeps the faces of two images of one fold (of privacy_table's folds for this seed) and one
+    face of another image: the calibration sets of that fold are empty."""
+    rng = np.random.default_rng(seed)
+    per_image = np.where(np.arange(30) % 3 == 0, 1, rng.integers(2, 4, 30))
+    images = np.repeat(np.arange(30), per_image)
+    faces = pd.DataFrame({
+        "face_id": [f"face{i}" for i in range(len(images))],
+        "image": [f"img{i}" for i in images],
+        "confidence": rng.uniform(0.9, 0.99, len(images)),
+        "short_side": rng.integers(10, 200, len(images)),
+    })
+    folds = image_folds(30, privacy.CROSS_FIT_FOLDS, seed)
+    two_of_a_fold = np.flatnonzero(folds == folds[1])[:2]
+    elsewhere = np.flatnonzero(folds != folds[1])[0]
+    kept = [*np.flatnonzero(np.isin(images, two_of_a_fold)), np.searchsorted(images, elsewhere)]
+    faces.loc[kept, "confidence"] = 0.999
+
+    def tied(embeddings):
+        embeddings[~embeddings.any(axis=1)] = [1, 0, 0, 0]  # cosine needs a direction
+        return embeddings.astype(float)
+
+    original = tied(rng.integers(-1, 2, (len(faces), 4)))
+    points = {("same", 0): original.copy(), ("noisy", 1): tied(original + rng.integers(-1, 2, original.shape)),
+              ("other", 2): tied(rng.integers(-1, 2, original.shape))}
+    decoded = {point: {"SFace": embeddings, "MyModel": embeddings[:, ::-1]} for point, embeddings in points.items()}
+    labels = {"img3": "ann", "img4": "ann", "img5": "bob", "face9": "bob", "face12": "cy", "face20": "cy"}
+    return faces, {"SFace": original, "MyModel": original[:, ::-1]}, decoded, labels
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_scalable_table_equals_the_straightforward_one_with_ties_labels_and_empty_calibration_sets(seed):
+    faces, original, decoded, labels = tied_random_study(seed)
+    fars = (0.05, 0.01, 0.001)
+    options = dict(confidence_thresholds=(0.0, 0.95, 0.995), identity_labels=labels, fars=fars, n_resamples=40,
+                   seed=seed)
+    mean_bpp = {point: 0.1 * (i + 1) for i, point in enumerate(decoded)}
+    table = privacy_table(faces, original, decoded, mean_bpp, **options)
+    reference = straightforward.privacy_table(faces, original, decoded, mean_bpp, **options)
+    touched = assert_equal_to_straightforward(table, reference, fars)
+    # The inputs exercise what they should: tied similarities, labels, an emptied calibration set, values
+    # on both sides of the NaN rule.
+    similarity = impostor_pairs(original["SFace"], pd.factorize(faces["image"])[0], privacy.face_identities(faces),
+                                30, probes=decoded[("noisy", 1)]["SFace"]).similarity
+    assert len(np.unique(similarity)) < len(similarity) / 10
+    assert privacy.face_identities(faces, labels).max() < len(faces) - 3
+    assert table["note"].str.contains("calibration set, the smallest has 0").any()
+    assert touched > 0 and table["realised_far_aware_far_0.05"].notna().sum() > 20
+    assert table.loc[table["bin"] == "all", "tar_fixed_far_0.05_ci_low"].notna().any()
+
+
+def test_thresholds_and_realised_far_past_the_ranked_head_equal_the_straightforward_ones():
+    faces = make_faces(100, 3, seed=4)  # 300 faces: 89,700 ordered pairs, of which the most similar 1/16 are ranked
+    codes = pd.factorize(faces["image"])[0]
+    identities = face_identities(faces)
+    original = random_embeddings(300, dimensions=16, seed=5)
+    decoded = original + np.random.default_rng(6).normal(scale=0.7, size=original.shape)
+    counts = bootstrap_image_counts(100, 20, seed=7)
+    folds = image_folds(100, 5, seed=8)
+    bins = np.stack([np.ones(300, dtype=bool), faces["short_side"].to_numpy() < 64, np.arange(300) % 7 == 0])
+    pairs = impostor_pairs(original, codes, identities, 100, probes=decoded)
+    reference_pairs = straightforward.impostor_pairs(original, codes, identities, 100, probes=decoded)
+    assert pairs.ranked < pairs.count
+    head = slice(0, pairs.ranked)  # the ranked head is today's ranking; the rest holds the same pairs
+    assert np.array_equal(pairs.similarity[head], reference_pairs.similarity[head])
+    assert np.array_equal(pairs.face_a[head], reference_pairs.face_a[head])
+    assert np.array_equal(np.sort(pairs.similarity), np.sort(reference_pairs.similarity))
+    for far in (0.01, 0.1):  # at FAR 0.1 every threshold lies past the ranked head
+        thresholds = cross_fit_thresholds(pairs, far, codes, folds, counts)
+        reference = straightforward.cross_fit_thresholds(reference_pairs, far, codes, folds, counts)
+        assert np.array_equal(thresholds.per_face, reference.per_face)
+        assert np.array_equal(thresholds.resampled, reference.resampled)
+        assert thresholds.fewest_pairs == reference.fewest_pairs
+        points, replicates = realised_far(pairs, thresholds, bins, counts)
+        for index, in_bin in enumerate(bins):
+            point, reference_replicates = straightforward.realised_far(reference_pairs, reference, in_bin, counts)
+            assert points[index] == point
+            assert np.array_equal(replicates[index], reference_replicates)
+    assert np.all(thresholds.resampled < pairs.similarity[pairs.ranked - 1])
+
+
+@pytest.fixture(scope="module")
+def coco_person_embeddings(coco_persons, deepface_home):
+    """Faces MTCNN finds on the 50 coco-persons images, with SFace embeddings of their crops: as they are,
+    and after JPEG compression of the crop at quality 10 and 40 (Pillow)."""
+    import io
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("DEEPFACE_HOME", str(deepface_home))
+        patch.setenv("DEEPFACE_BACKEND_ENGINE", "tensorflow")
+        patch.setenv("TF_CPP_MIN_LOG_LEVEL", "2")
+        from icm_privacy.embeddings import embed_crops
+        from icm_privacy.faces import clip_box, crop_face, detect_faces, load_detector
+
+        detector = load_detector("mtcnn")
+        rows, crops = [], []
+        for path in sorted((coco_persons / "images").glob("*.jpg")):
+            rgb = np.asarray(Image.open(path).convert("RGB"))
+            for face in detect_faces(detector, path.stem, rgb):
+                rows.append(face)
+                box = clip_box(face["x"], face["y"], face["w"], face["h"], rgb.shape[1], rgb.shape[0])
+                crops.append(crop_face(rgb, box))
+
+        def jpeg(crop, quality):
+            buffer = io.BytesIO()
+            Image.fromarray(crop).save(buffer, "JPEG", quality=quality)
+            return np.asarray(Image.open(buffer).convert("RGB"))
+
+        original = embed_crops(crops, "SFace")
+        decoded = {("jpeg", quality): {"SFace": embed_crops([jpeg(crop, quality) for crop in crops], "SFace")}
+                   for quality in (10, 40)}
+    return pd.DataFrame(rows), {"SFace": original}, decoded
+
+
+@pytest.mark.heavy
+def test_scalable_table_equals_the_straightforward_one_on_coco_person_faces(coco_person_embeddings):
+    faces, original, decoded = coco_person_embeddings
+    mean_bpp = {("jpeg", 10): 0.3, ("jpeg", 40): 0.8}
+    options = dict(confidence_thresholds=(0.0, 0.95), n_resamples=200, seed=3)
+    table = privacy_table(faces, original, decoded, mean_bpp, **options)
+    reference = straightforward.privacy_table(faces, original, decoded, mean_bpp, **options)
+    assert_equal_to_straightforward(table, reference, privacy.DEFAULT_FARS)
+    everyone = table[(table["bin"] == "all") & (table["min_confidence"] == 0.0)].set_index("quality")
+    assert everyone.loc[10, "gallery_size"] >= 40 and everyone.loc[10, "impostor_pairs"] > 1000
+    assert everyone.loc[10, "mean_cosine"] < everyone.loc[40, "mean_cosine"] < 1
+    assert everyone["tar_aware_far_0.01"].notna().all()
+
+
+def test_a_thousand_faces_take_seconds_and_identical_faces_are_found_where_unrelated_ones_are_not():
+    rng = np.random.default_rng(0)
+    images = np.repeat(np.arange(560), 1 + rng.poisson(0.8, 560))[:1000]
+    faces = pd.DataFrame({"face_id": [f"face{i}" for i in range(1000)], "image": [f"img{i}" for i in images],
+                          "confidence": 1 - rng.exponential(0.015, 1000), "short_side": rng.integers(12, 300, 1000)})
+    look = rng.normal(size=64)
+    original = 0.1 * look + rng.normal(size=(1000, 64))
+    decoded = {("same", 1): {"SFace": original.copy()},
+               ("unrelated", 2): {"SFace": 0.1 * look + rng.normal(size=(1000, 64))}}
+    table = privacy_table(faces, {"SFace": original}, decoded, {("same", 1): 1.0, ("unrelated", 2): 0.1},
+                          confidence_thresholds=(0.95,), n_resamples=100)
+    everyone = table[table["bin"] == "all"].set_index("codec")
+    assert everyone.loc["same", "impostor_pairs"] > 400_000
+    for column in ("tar_fixed_far_0.01", "tar_aware_far_0.01", "tar_aware_far_0.001", "rank1", "reid_published"):
+        assert everyone.loc["same", column] == 1.0
+    assert everyone.loc["unrelated", "rank1"] <= 0.01
+    assert everyone.loc["unrelated", "tar_aware_far_0.01"] <= 0.03
+    # Unrelated faces are impostors too: the codec-aware attacker accepts them about as often as impostors.
+    assert everyone.loc["unrelated", "tar_aware_far_0.01"] == pytest.approx(0.01, abs=0.01)
+    assert 0.005 <= everyone.loc["unrelated", "realised_far_aware_far_0.01"] <= 0.015
+
+
+def test_an_attacker_is_nan_exactly_in_bins_with_a_probe_scored_by_an_undefined_threshold():
+    faces = make_faces(9, 2)  # folds of 2, 2, 2, 2 and 1 image (image_folds, seed 0)
+    folds = image_folds(9, privacy.CROSS_FIT_FOLDS, seed=0)
+    alone = np.flatnonzero(folds == np.bincount(folds).argmin())[0]  # the image of the one-image fold
+    faces["short_side"] = np.where(faces["image"] == f"img{alone}", 150, 40)  # its faces alone in the >=128 bin
+    original = random_embeddings(len(faces))
+    table = table_for(faces, original, original.copy())
+    reference = straightforward.privacy_table(faces, {"SFace": original}, {("jpeg", 50): {"SFace": original.copy()}},
+                                              {("jpeg", 50): 0.5}, n_resamples=50)
+    assert_equal_to_straightforward(table, reference, privacy.DEFAULT_FARS)
+    everyone, large = overall(table), table[table["bin"] == ">=128"].iloc[0]
+    # Calibration sets of 7 images (14 faces): 84 original pairs, below FAR 0.01's 100; of 8 images: 112.
+    # Ordered decoded-vs-original pairs are twice as many: the codec-aware attacker has 168 and 224.
+    assert np.isnan(everyone[attacker_columns(0.01, "fixed")].to_numpy(dtype=float)).all()
+    assert "FAR 0.01 fixed-threshold attacker needs >= 100 impostor pairs per cross-fitting calibration set, " \
+        "the smallest has 84" in everyone["note"]
+    assert everyone["tar_aware_far_0.01"] == 1.0 and np.isfinite(everyone["realised_far_aware_far_0.01_ci_high"])
+    assert "FAR 0.01 codec-aware" not in everyone["note"]
+    # Probes of the one-image fold are scored with the 112-pair calibration set: defined, and no note.
+    assert large["n_faces"] == 2 and large["tar_fixed_far_0.01"] == 1.0
+    assert np.isfinite(large[attacker_columns(0.01, "fixed")].to_numpy(dtype=float)).all()
+    assert "FAR 0.01 fixed" not in large["note"]
+    # Today's implementation reported a realised FAR for the fixed attacker whose TAR it left NaN.
+    assert np.isnan(overall(reference)["tar_fixed_far_0.01"])
+    assert np.isfinite(overall(reference)["realised_far_fixed_far_0.01"])
+

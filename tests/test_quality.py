@@ -53,6 +53,7 @@ def test_luma_psnr_and_pooled_psnr_follow_their_formulas():
     assert summary["ms_ssim_mean"] == pytest.approx(0.85)
 
 
+@pytest.mark.heavy
 def test_ms_ssim_of_real_decoded_images_is_the_librarys_and_falls_with_the_qp(coco_photo, tmp_path):
     import torch
     from pytorch_msssim import ms_ssim as library_ms_ssim
@@ -69,6 +70,8 @@ def test_ms_ssim_of_real_decoded_images_is_the_librarys_and_falls_with_the_qp(co
         as_tensor = [torch.from_numpy(np.array(image, np.float32) / 255).permute(2, 0, 1)[None] for image in (original, decoded)]
         reference = float(library_ms_ssim(*as_tensor, data_range=1.0))
         assert ms_ssim(original, decoded) == pytest.approx(reference, abs=1e-5)
+        as_float64 = [torch.from_numpy(np.array(image, np.float64)).permute(2, 0, 1)[None] for image in (original, decoded)]
+        assert ms_ssim(original, decoded) == pytest.approx(float(library_ms_ssim(*as_float64, data_range=255)), abs=1e-4)
         scores.append(ms_ssim(original, decoded))
     assert ms_ssim(original, original) == pytest.approx(1.0)
     assert 1.0 > scores[0] > scores[1] > 0.5

@@ -23,7 +23,9 @@ import yaml
 from PIL import Image
 
 from conftest import REPO
-from icm_privacy import stages, weights
+from icm_privacy import weights
+from icm_privacy.stages.data import prepare_images
+from icm_privacy.stages.faces import crop_faces, detect_faces, embed_faces
 from icm_privacy.codecs import CODECS, CodecError, make_codec
 from icm_privacy.codecs import ffmpeg as ffmpeg_codecs
 from icm_privacy.codecs.ffmpeg import FfmpegCodec
@@ -124,7 +126,7 @@ def test_unusable_files_are_refused_one_by_one_and_the_rest_prepared(tmp_path, c
     sources = {"good": str(coco_photo), "good_png": str(good_png), **{k: str(path) for k, (path, _) in bad.items()}}
 
     out = tmp_path / "prepared"
-    manifest = stages.prepare_images(sources, str(out)).set_index("image")
+    manifest = prepare_images(sources, str(out)).set_index("image")
 
     assert manifest.loc["good", "status"] == "accepted" and (manifest.loc["good", "width"], manifest.loc["good", "height"]) == (640, 422)
     assert np.array_equal(read_png(out / "good.png"), read_rgb8(coco_photo)), "prepared pixels must be the decoded source"
@@ -181,7 +183,7 @@ def test_every_pixel_format_is_prepared_as_8bit_rgb(tmp_path, kind):
     name, write, expected = PIXEL_FORMATS[kind]
     source = tmp_path / name
     write(source)
-    manifest = stages.prepare_images({kind: str(source)}, str(tmp_path / "prepared"))
+    manifest = prepare_images({kind: str(source)}, str(tmp_path / "prepared"))
     assert manifest.status.tolist() == ["accepted"], manifest.reason.tolist()
     with Image.open(tmp_path / "prepared" / f"{kind}.png") as prepared:
         assert prepared.mode == "RGB", f"{kind}: prepared as {prepared.mode}"
@@ -222,12 +224,12 @@ def test_exif_rotated_photo_is_detected_and_cropped_on_the_same_upright_pixels(t
     with Image.open(sideways) as stored:
         upright = np.rot90(np.asarray(stored.convert("RGB")), -1)  # what a viewer shows
 
-    stages.prepare_images({"sideways": str(sideways)}, str(tmp_path / "images"))
+    prepare_images({"sideways": str(sideways)}, str(tmp_path / "images"))
     prepared = tmp_path / "images" / "sideways.png"
     assert np.array_equal(read_png(prepared), upright)
     faces_csv, crops_npz = tmp_path / "faces.csv", tmp_path / "crops.npz"
-    stages.detect_faces(str(tmp_path / "images"), str(faces_csv), "mtcnn", str(DEEPFACE_HOME))
-    stages.crop_faces(str(faces_csv), str(tmp_path / "images"), str(crops_npz), 0.95)
+    detect_faces(str(tmp_path / "images"), str(faces_csv), "mtcnn", str(DEEPFACE_HOME))
+    crop_faces(str(faces_csv), str(tmp_path / "images"), str(crops_npz), 0.95)
 
     faces = pd.read_csv(faces_csv)
     faces = faces[faces.confidence >= 0.95]
@@ -239,6 +241,7 @@ def test_exif_rotated_photo_is_detected_and_cropped_on_the_same_upright_pixels(t
         assert np.array_equal(crops[face.face_id], upright[face.y:face.y + face.h, face.x:face.x + face.w])
 
 
+@pytest.mark.heavy
 @pytest.mark.skipif(not Path("/proc/self/status").is_file(), reason="peak RSS is read from Linux's /proc")
 def test_large_image_is_prepared_and_coded_in_bounded_memory(tmp_path, coco_photo):
     """8000 x 6000 (48 MP, 144 MB as 8-bit RGB), prepared then JPEG-coded in a fresh process: its peak
@@ -253,11 +256,12 @@ def test_large_image_is_prepared_and_coded_in_bounded_memory(tmp_path, coco_phot
     measure = textwrap.dedent(f"""
         import json, re
         from pathlib import Path
-        from icm_privacy.stages import code_shard, prepare_images
+        from icm_privacy.stages.codecs import code
+        from icm_privacy.stages.data import prepare_images
         peak = lambda: int(re.search(r"VmHWM:\\s+(\\d+) kB", Path("/proc/self/status").read_text())[1]) * 1024
         manifest = prepare_images({{"large": {str(large)!r}}}, {str(tmp_path / "images")!r})
         prepared = peak()
-        code_shard({str(tmp_path / "images")!r}, {str(tmp_path / "bitstreams")!r}, {str(tmp_path / "decoded")!r},
+        code({str(tmp_path / "images")!r}, {str(tmp_path / "bitstreams")!r}, {str(tmp_path / "decoded")!r},
                    "jpeg", 50.0, {{}}, 1)
         print(json.dumps({{"status": manifest.status.tolist(), "prepared": prepared, "coded": peak()}}))
         """)
@@ -286,10 +290,10 @@ def test_tiny_and_odd_sized_images_round_trip_through_every_standard_codec(tmp_p
 
 
 def test_image_without_faces_contributes_no_face_rows(tmp_path, no_face_photo, detector):
-    stages.prepare_images({"coffee": str(no_face_photo)}, str(tmp_path / "images"))
-    stages.detect_faces(str(tmp_path / "images"), str(tmp_path / "faces.csv"), "mtcnn", str(DEEPFACE_HOME))
-    stages.crop_faces(str(tmp_path / "faces.csv"), str(tmp_path / "images"), str(tmp_path / "crops.npz"), 0.9)
-    stages.embed_faces(str(tmp_path / "crops.npz"), str(tmp_path / "embeddings.npz"), ["SFace"], 8,
+    prepare_images({"coffee": str(no_face_photo)}, str(tmp_path / "images"))
+    detect_faces(str(tmp_path / "images"), str(tmp_path / "faces.csv"), "mtcnn", str(DEEPFACE_HOME))
+    crop_faces(str(tmp_path / "faces.csv"), str(tmp_path / "images"), str(tmp_path / "crops.npz"), 0.9)
+    embed_faces(str(tmp_path / "crops.npz"), str(tmp_path / "embeddings.npz"), ["SFace"], 8,
                        str(DEEPFACE_HOME))
     faces = pd.read_csv(tmp_path / "faces.csv")
     assert len(faces) == 0 and "face_id" in faces.columns
@@ -438,13 +442,16 @@ def test_vtm_glue_pads_odd_sizes_to_even_and_crops_back(tmp_path, coco_photo):
 
 
 def test_vtm_without_binaries_is_skipped_before_any_job_saying_what_to_set(tmp_path):
-    config = validate_config({"dataset": {"kind": "demo"}, "codecs": [
-        {"codec": "vtm", "qualities": [37], "options": {"encoder": str(tmp_path / "EncoderApp")}},
-        {"codec": "vvc", "qualities": [37]}]})
-    available, codecs, skipped = available_codecs(config)
+    entries = [{"codec": "vtm", "qualities": [37], "options": {"encoder": str(tmp_path / "EncoderApp")}},
+               {"codec": "vvc", "qualities": [37]}]
+    with pytest.raises(ConfigError, match=r"codecs\.0 \(entry 'vtm'\): cannot run on this machine: .*EncoderApp.*"
+                                          r"set `optional: true`"):  # by default a missing binary stops the run
+        available_codecs(validate_config({"dataset": {"kind": "demo"}, "codecs": entries}))
+    entries[0]["optional"] = True
+    available, codecs, skipped = available_codecs(validate_config({"dataset": {"kind": "demo"}, "codecs": entries}))
     assert [entry["codec"] for entry in available] == ["vvc"] and list(codecs) == ["vvc"]
-    assert len(skipped) == 1 and "codec entry 'vtm' is skipped" in skipped[0], skipped
-    assert str(tmp_path / "EncoderApp") in skipped[0] and "options.encoder/decoder/config" in skipped[0]
+    assert len(skipped) == 1 and str(skipped[0]).startswith("codecs.0 (entry 'vtm', codec vtm, optional) is skipped")
+    assert str(tmp_path / "EncoderApp") in skipped[0].reason and "options.encoder/decoder/config" in skipped[0].reason
 
 
 # --- weights -------------------------------------------------------------------------------------------
@@ -526,6 +533,7 @@ def test_recoding_a_codec_point_gives_byte_identical_bitstreams(tmp_path, coco_p
         assert (tmp_path / "first" / f"{name}.png").read_bytes() == (tmp_path / "second" / f"{name}.png").read_bytes()
 
 
+@pytest.mark.heavy
 def test_embeddings_are_reproduced_by_a_separate_process(tmp_path, portrait, coco_photo):
     """The same real face crops embedded twice, each time in a fresh process (model built anew)."""
     x, y, w, h = OBAMA_BOX
@@ -540,7 +548,7 @@ def test_embeddings_are_reproduced_by_a_separate_process(tmp_path, portrait, coc
         except SourceError as error:
             pytest.skip(f"weights not obtainable here: {error}")
     for run in ("first", "second"):
-        subprocess.run([sys.executable, "-c", "import sys; from icm_privacy.stages import embed_faces; "
+        subprocess.run([sys.executable, "-c", "import sys; from icm_privacy.stages.faces import embed_faces; "
                         "embed_faces(sys.argv[1], sys.argv[2], sys.argv[4:], 64, sys.argv[3])",
                         str(tmp_path / "crops.npz"), str(tmp_path / f"{run}.npz"), str(DEEPFACE_HOME), *models],
                        check=True, capture_output=True)
@@ -623,7 +631,9 @@ def test_snakemake_refuses_a_bad_configuration_before_scheduling_any_job(tmp_pat
                          cwd=REPO, capture_output=True, text=True, timeout=300)
     output = run.stdout + run.stderr
     assert run.returncode != 0
-    assert "config key codecs.0.qualities: 70 is out of range for vvc (allowed 0..63)" in output, output[-3000:]
+    assert "icm-privacy: config key codecs.0.qualities (entry 'vvc'): 70 is out of range for codec vvc (allowed 0..63)" \
+        in output, output[-3000:]
+    assert "Traceback" not in output and 'File "' not in output  # the user's error alone, no trace of our code
     assert "Job stats" not in output, "no job may be scheduled"
     assert not results.exists()
 

@@ -44,7 +44,7 @@ def test_loss_weights_only_the_distortion_on_edges():
 
 
 def test_coco_edges_lie_on_the_annotated_instance_boundaries(coco_persons):
-    images = training.load_edge_images(coco_persons / "images", coco_persons / "instances.json", first_n=3)
+    images = training.load_training_images(coco_persons / "images", coco_persons / "instances.json", first_n=3)
     coco = COCO(str(coco_persons / "instances.json"))
     assert [image.name for image in images] == [f"{image_id:012d}" for image_id in sorted(coco.imgs)[:3]]
     for image in images:
@@ -56,8 +56,9 @@ def test_coco_edges_lie_on_the_annotated_instance_boundaries(coco_persons):
         assert inside_some_mask[image.edges > 0].all()  # edges are inner boundaries of instance masks
 
 
+@pytest.mark.heavy
 def test_training_lowers_the_edge_loss_on_coco_crops(coco_persons):
-    images = training.load_edge_images(coco_persons / "images", coco_persons / "instances.json", first_n=4)
+    images = training.load_training_images(coco_persons / "images", coco_persons / "instances.json", first_n=4)
     batch = training.sample_crops(images, crop=64, batch_size=2, rng=np.random.default_rng(0))
     assert batch[0].shape == (2, 3, 64, 64) and batch[1].shape == (2, 1, 64, 64) and batch[1].sum() > 0
     torch.manual_seed(0)
@@ -68,9 +69,10 @@ def test_training_lowers_the_edge_loss_on_coco_crops(coco_persons):
     assert history[-1]["edge_mse"] < history[0]["edge_mse"]
 
 
+@pytest.mark.heavy
 def test_sa_icm_network_learns_from_the_edge_objective(coco_persons):
     """One TCM step (10-20 s on 2 cores) must lower the loss of the same 128x128 crop."""
-    images = training.load_edge_images(coco_persons / "images", coco_persons / "instances.json", first_n=2)
+    images = training.load_training_images(coco_persons / "images", coco_persons / "instances.json", first_n=2)
     batch = training.sample_crops(images, crop=128, batch_size=1, rng=np.random.default_rng(1))
     _, model = training.training_model("sa-icm", 0, None, "cpu")
     before = {name: parameter.detach().clone() for name, parameter in model.named_parameters()}
@@ -113,6 +115,7 @@ def test_mse_objective_weighs_the_distortion_everywhere():
         training.sa_icm_loss({"x_hat": x, "likelihoods": likelihoods}, x, edges, 0.01, objective="ssim")
 
 
+@pytest.mark.heavy
 def test_a_killed_training_resumes_from_its_last_checkpoint_and_ends_as_if_uninterrupted(coco_persons, tmp_path):
     """SIGKILL a real CLI run after it wrote a resume state; the rerun continues from that step."""
     import os
@@ -153,3 +156,51 @@ def test_a_killed_training_resumes_from_its_last_checkpoint_and_ends_as_if_unint
                    for path in (out, tmp_path / "once" / "run.pth.tar"))
     weights = [key for key in once if once[key].is_floating_point()]  # not the CDF tables derived from them
     assert all(torch.allclose(saved[key], once[key], rtol=1e-3, atol=1e-5) for key in weights)
+
+
+def test_bfloat16_forward_keeps_the_rate_in_float32_and_matches_float32_closely():
+    _, model = training.training_model("icm-mse", 1, None, "cpu")
+    x = torch.rand(2, 3, 128, 128, generator=torch.Generator().manual_seed(0))
+    model.eval()  # rounded latents: both forwards see the same quantisation
+    with torch.no_grad():
+        reference = model(x)
+        mixed = training.bfloat16_forward(training.use_bfloat16(model), x.contiguous(memory_format=torch.channels_last))
+    assert {tensor.dtype for tensor in mixed["likelihoods"].values()} == {torch.float32}
+    assert mixed["x_hat"].dtype == torch.float32
+    assert (mixed["x_hat"] - reference["x_hat"]).abs().mean() < 0.01  # bfloat16 keeps ~3 significant digits
+    with pytest.raises(SystemExit, match="MeanScaleHyperprior"):
+        training.use_bfloat16(training.training_model("bmshj2018-factorized", 1, None, "cpu")[1])
+
+
+def test_learning_rate_drops_tenfold_from_the_decay_step_on():
+    rates = [training.learning_rate_at(step, 3e-4, 850, 0.1) for step in (0, 849, 850, 999)]
+    assert rates == pytest.approx([3e-4, 3e-4, 3e-5, 3e-5])
+    assert training.learning_rate_at(10**6, 3e-4, None, 0.1) == 3e-4
+
+
+@pytest.mark.heavy
+def test_a_float16_checkpoint_is_half_the_size_and_codes_what_the_model_reconstructs(tmp_path, coco_photo):
+    _, model = training.training_model("icm-mse", 1, None, "cpu")
+    training.save_checkpoint(model, tmp_path / "full.pth.tar")
+    training.save_checkpoint(model, tmp_path / "half.pth.tar", float16=True)
+    assert (tmp_path / "half.pth.tar").stat().st_size < 0.6 * (tmp_path / "full.pth.tar").stat().st_size
+    codec = make_codec("icm-mse", checkpoint=str(tmp_path / "half.pth.tar"), device="cpu")
+    image = read_rgb8(coco_photo)[:128, :192]
+    result = codec.code(image, 1, tmp_path / "image.lic", tmp_path / "image.png", "image")
+    with torch.no_grad():  # the entropy coder's CDFs belong to the rounded weights: decoding is exact
+        expected = codec.output_rgb(codec.model(1)(codec.model_input(image))["x_hat"], 192, 128)
+    assert np.array_equal(read_png(tmp_path / "image.png"), expected)
+    assert result.bitstream_bytes > 0
+
+
+@pytest.mark.heavy
+def test_validation_holds_out_images_with_and_without_masks_and_measures_whole_images(coco_persons):
+    images = training.load_training_images(coco_persons / "images", coco_persons / "instances.json", first_n=6)
+    images[1].edges = None  # as an image the annotations do not list
+    kept, held_out = training.split_validation(images, every=4)
+    assert [image.name for image in held_out] == [images[0].name, images[5].name, images[1].name]
+    assert not {image.name for image in kept} & {image.name for image in held_out}
+    codec, model = training.training_model("icm-mse", 1, None, "cpu")
+    measured = training.validate(codec, model, held_out[:2])
+    assert 0 < measured["bpp"] and 3 < measured["psnr"] < 20 and 3 < measured["edge_psnr"] < 20  # untrained
+    assert model.training  # back in training mode

@@ -13,8 +13,11 @@ from icm_privacy.codecs import CodecError, make_codec
 from icm_privacy.codecs.ffmpeg import run_ffmpeg
 from icm_privacy.codecs.vtm import vtm_from_folder
 from icm_privacy.images import read_png, read_rgb8
-from icm_privacy.privacy import bd_rate
+from icm_privacy.bd_metrics import bd_rate
 from icm_privacy.quality import psnr
+
+pytestmark = pytest.mark.heavy  # real models or binaries: not in the quick lane
+
 
 @pytest.fixture(scope="module")
 def crop(coco_photo) -> np.ndarray:

@@ -1,75 +1,31 @@
 """The real workflow end to end: real vvenc, real MTCNN, real SFace/Facenet/Dlib, on real photos.
 
-One module-scoped run on three COCO photos (faces of 33-44 px) and the four identity-labelled demo
-portraits, VVC at two QPs and a x4 downscale point (with its cross-resolution attacker); the tests
-then read its outputs. About 3-4 minutes on 2 cores.
+The tests read the outputs of the session's shared run (`workflow_run` in conftest.py: three COCO
+photos and four identity-labelled demo portraits; VVC at two QPs, a x4 downscale point with its
+cross-resolution attacker, the two ICM codecs) or dry-run variations of its configuration.
 """
 from __future__ import annotations
 
+import base64
 import re
 import subprocess
-import sys
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pytest
 import yaml
 
-from conftest import REPO
+from conftest import (COCO_IMAGES, ICM_CODECS, MODELS, PORTRAITS, REPO, SNAKEMAKE, THRESHOLDS, job_counts,
+                      snakemake, write_workflow_config)
 from icm_privacy.codecs import make_codec
-from icm_privacy.datasets import DEMO_PHOTOS
 from icm_privacy.images import read_png
-from icm_privacy.sources import fetch_package_file
 
 pytestmark = pytest.mark.integration
 
-COCO_IMAGES = ["000000109313", "000000084533", "000000000790"]
-PORTRAITS = ["obama", "obama2", "obama3", "biden"]
-MODELS = ["SFace", "Facenet", "Dlib"]
-ICM_CODECS = ["icm-edge", "icm-mse"]  # trained here, shipped in resources/weights/icm: the demo's ICM rows
-SNAKEMAKE = [sys.executable, "-m", "snakemake", "-s", str(REPO / "Snakefile"), "--cores", "2"]
-
-
-def write_config(folder: Path, qualities: list[int]) -> Path:
-    config = {
-        "results": str(folder / "results"),
-        "dataset": {"kind": "folder", "images": str(folder / "images")},
-        "codecs": [{"codec": "vvc", "qualities": qualities, "options": {"preset": "faster"}},
-                   {"codec": "downscale", "qualities": [4], "options": {"inner": {"codec": "jpeg", "quality": 75}}},
-                   *({"codec": codec, "qualities": [1]} for codec in ICM_CODECS)],
-        "faces": {"models": MODELS},
-    }
-    path = folder / f"config-{len(qualities)}.yaml"
-    path.write_text(yaml.safe_dump(config))
-    return path
-
-
-def snakemake(config: Path, *arguments: str) -> str:
-    completed = subprocess.run([*SNAKEMAKE, "--configfile", str(config), *arguments], cwd=REPO,
-                               capture_output=True, text=True)
-    assert completed.returncode == 0, completed.stdout[-3000:] + completed.stderr[-3000:]
-    return completed.stdout + completed.stderr
-
-
-def job_counts(dry_run_output: str) -> dict[str, int]:
-    block = dry_run_output.split("Job stats:")[1].split("total")[0]
-    return {name: int(count) for name, count in re.findall(r"^(\w+)\s+(\d+)$", block, flags=re.M)}
-
 
 @pytest.fixture(scope="module")
-def run(tmp_path_factory, coco_persons):
-    folder = tmp_path_factory.mktemp("workflow")
-    images = folder / "images"
-    images.mkdir()
-    for image_id in COCO_IMAGES:
-        (images / f"{image_id}.jpg").symlink_to(coco_persons / "images" / f"{image_id}.jpg")
-    for image_id in PORTRAITS:
-        photo = DEMO_PHOTOS[image_id]
-        fetch_package_file(photo.source, photo.sha256, images / photo.file_name, REPO / "resources" / "cache")
-    config = write_config(folder, [32, 47])
-    log = snakemake(config)
-    return folder, config, log
+def run(workflow_run):
+    return workflow_run
 
 
 def test_bitstreams_exist_and_decode_to_the_published_images(run):
@@ -129,6 +85,21 @@ def test_table1_and_figures_are_written_per_threshold(run):
     assert "accepted: 7; refused: 0" in (folder / "results" / "run_summary.md").read_text()
 
 
+def test_a_threshold_with_four_decimals_gets_its_own_tables_and_figures(run):
+    folder, _, _ = run
+    results = folder / "results"
+    table = pd.read_csv(results / "tables" / "table1_conf0.9375.csv")
+    assert (table.threshold == 0.9375).all() and len(table) == 6
+    faces = pd.read_csv(results / "tables" / "faces.csv")
+    assert (table.faces.max() == faces[faces.confidence >= 0.9375].face_id.nunique()
+            >= pd.read_csv(results / "tables" / "table1_conf0.950.csv").faces.max())
+    privacy = pd.read_csv(results / "tables" / "privacy.csv")
+    assert set(privacy.min_confidence) == set(THRESHOLDS)
+    for figure in ("rate_similarity", "reid_published_vs_bpp", "rank1_vs_bpp"):
+        assert (results / "figures" / f"{figure}_conf0.9375.png").stat().st_size > 1000
+    assert "## Table 1, detector confidence >= 0.9375" in (results / "run_summary.md").read_text()
+
+
 def test_second_run_has_nothing_to_do(run):
     _, config, _ = run
     assert "Nothing to be done" in snakemake(config, "--dry-run")
@@ -136,9 +107,9 @@ def test_second_run_has_nothing_to_do(run):
 
 def test_adding_a_qp_schedules_only_that_qp_and_the_aggregation(run):
     folder, _, _ = run
-    counts = job_counts(snakemake(write_config(folder, [32, 37, 47]), "--dry-run"))
-    aggregation = {"tabulate": 1, "summarise": 1, "tabulate_quality": 1, "plot_rate_similarity": 2,
-                   "privacy_metrics": 1, "plot_privacy": 4, "plot_example_faces": 1, "record_config": 1, "all": 1}
+    counts = job_counts(snakemake(write_workflow_config(folder, [32, 37, 47]), "--dry-run"))
+    aggregation = {"tabulate": 1, "summarise": 1, "tabulate_quality": 1, "plot_rate_similarity": 3,
+                   "privacy_metrics": 1, "plot_privacy": 6, "plot_example_faces": 1, "record_config": 1, "all": 1}
     assert counts == {"code_vvc": 1, "crop_faces": 1, "embed_faces": 1, "measure_quality": 1, **aggregation}, counts
 
 
@@ -153,6 +124,35 @@ def test_privacy_table_and_offline_report(run):
     snakemake(config, "--report", str(report))
     html = report.read_text(errors="replace")
     assert "example_faces.png" in html and "reid_published_vs_bpp" in html and "config.yaml" in html
+
+
+def test_an_optional_entry_that_cannot_run_is_skipped_and_listed_in_summary_report_and_config(run):
+    folder, config, log = run
+    reason = "option 'encode': program 'avifencc' is not an executable file or on PATH"
+    line = f"codecs.4 (entry 'avif-cli', codec command, optional) is skipped: {reason}"
+    assert f"icm-privacy: {line}" in log
+    summary = (folder / "results" / "run_summary.md").read_text()
+    assert f"## Codec entries skipped (optional, cannot run on this machine)\n\n- {line}" in summary
+    assert not list((folder / "results" / "bitstreams").glob("avif-cli*"))
+    recorded = folder / "results" / "config.yaml"
+    assert recorded.read_text().startswith(f"# {line}\n")
+    assert yaml.safe_load(recorded.read_text())["codecs"][4]["label"] == "avif-cli"  # the entry as written
+    report = folder / "report-skipped.html"
+    snakemake(config, "--report", str(report))
+    embedded = re.search(r'"data_uri": "data:text/markdown;charset=utf8;filename=run_summary\.md;base64,([^"]+)"',
+                         report.read_text(errors="replace"))
+    assert line in base64.b64decode(embedded.group(1)).decode()
+
+
+def test_an_entry_that_cannot_run_stops_the_run_before_any_job_naming_it(run):
+    folder, _, _ = run
+    required = write_workflow_config(folder, [32, 47], optional=False)
+    refused = subprocess.run([*SNAKEMAKE, "--configfile", str(required), "--dry-run"], cwd=REPO,
+                             capture_output=True, text=True)
+    assert refused.returncode != 0
+    assert ("icm-privacy: config key codecs.4 (entry 'avif-cli'): cannot run on this machine: option 'encode': "
+            "program 'avifencc' is not an executable file or on PATH") in refused.stderr
+    assert "Job stats" not in refused.stdout + refused.stderr and "Traceback" not in refused.stderr
 
 
 def test_cross_resolution_attacker_is_reported_beside_the_standard_one_and_matches_better(run):
@@ -177,12 +177,13 @@ def test_figures_regenerate_from_tables_alone(run):
     for figure in (folder / "results" / "figures").glob("*"):
         figure.unlink()
     counts = job_counts(snakemake(config, "--dry-run"))
-    assert counts == {"plot_rate_similarity": 2, "plot_privacy": 4, "plot_example_faces": 1, "all": 1}, counts
+    assert counts == {"plot_rate_similarity": 3, "plot_privacy": 6, "plot_example_faces": 1, "all": 1}, counts
 
 
 def test_icm_codecs_run_without_a_download_and_reach_table1_psnr_and_the_example_faces(run):
     folder, _, log = run
-    assert not [codec for codec in ICM_CODECS if f"codec entry '{codec}' is skipped" in log]
+    skipped = [line for line in log.splitlines() if ", optional) is skipped" in line]
+    assert len(skipped) == 1 and "'avif-cli'" in skipped[0]  # the ICM codecs ran
     table = pd.read_csv(folder / "results" / "tables" / "table1_conf0.950.csv").query("codec in @ICM_CODECS")
     assert len(table) == 2 and (table.faces >= 6).all() and (table.bpp_mean > 0).all()
     quality = pd.read_csv(folder / "results" / "tables" / "quality.csv", dtype={"image": str})

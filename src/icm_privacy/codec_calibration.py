@@ -2,7 +2,7 @@
 
 Each image is coded by both at the same QP; per image, the bpp ratio (candidate / reference, bpp from
 the bitstream files) and the PSNR difference (8-bit RGB, quality.psnr) are taken, then summarised over
-the images of each QP. The equal-quality comparison is privacy.bd_rate over the QPs' mean points.
+the images of each QP. The equal-quality comparison is bd_metrics.bd_rate over the QPs' mean points.
 `equivalence` asks the same of whole workflow runs (Table 1 rows per QP: bpp, PSNR, mean cosines).
 """
 from __future__ import annotations
@@ -17,7 +17,7 @@ import pandas as pd
 
 from .codecs import Codec, bits_per_pixel
 from .codecs.base import cpu_seconds
-from .privacy import bd_metric_difference, bd_rate
+from .bd_metrics import bd_metric_difference, bd_rate
 from .quality import psnr
 
 

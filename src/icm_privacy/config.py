@@ -5,6 +5,7 @@ here need the code: codec names and quality ranges come from the codec registry.
 """
 from __future__ import annotations
 
+import contextlib
 import copy
 import inspect
 from dataclasses import dataclass
@@ -14,6 +15,7 @@ import jsonschema
 import yaml
 
 from .codecs import CODECS, Codec, CodecError, CodecUnavailable, make_codec
+from .points import CodecPoint, format_quality
 
 SCHEMA_PATH = Path(__file__).resolve().parents[2] / "workflow" / "schemas" / "config.schema.yaml"
 MAX_LISTED_PROBLEMS = 20  # files named in one error; the count says how many more
@@ -23,24 +25,10 @@ class ConfigError(ValueError):
     """An invalid configuration; the message names the offending key and the allowed values."""
 
 
-@dataclass(frozen=True)
-class CodecPoint:
-    """One (codec entry, quality) pair: the unit that gets its own bitstreams and table row."""
-
-    label: str
-    codec: str
-    quality: float
-    options: dict
-    threads: int
-
-    @property
-    def quality_text(self) -> str:
-        """The quality as it appears in paths: 32, not 32.0."""
-        return format_quality(self.quality)
-
-
-def format_quality(quality: float) -> str:
-    return str(int(quality)) if float(quality).is_integer() else str(quality)
+def entry_key(index: int, entry: dict, key: str = "") -> str:
+    """A codec entry's key as messages name it: its place (and option) and its label, as the configuration
+    has them: "codecs.2.qualities (entry 'avif-cli')"."""
+    return f"codecs.{index}{'.' + key if key else ''} (entry {entry.get('label', entry['codec'])!r})"
 
 
 def _fill_defaults(validator_class):
@@ -72,18 +60,31 @@ def _allowed(error: jsonschema.ValidationError) -> str:
 
 
 def _check_options(entry: dict, index: int) -> Codec | None:
-    """Build the codec once with its options: a misspelt option or a missing binary stops the run here.
-    Returns the codec, or None when it cannot run on this machine."""
+    """Build the codec once with its options: a misspelt option stops the run here. Returns the codec,
+    or None when it cannot run on this machine (available_codecs decides what that means)."""
     codec_class = CODECS[entry["codec"]]
     try:
         return codec_class(**entry.get("options", {}))
     except TypeError as error:
         allowed = [name for name in inspect.signature(codec_class).parameters if name != "threads"]
-        raise ConfigError(f"config key codecs.{index}.options: {error}; allowed: {', '.join(allowed) or 'none'}") from None
+        raise ConfigError(f"config key {entry_key(index, entry, 'options')}: {error}; "
+                          f"allowed: {', '.join(allowed) or 'none'}") from None
     except CodecUnavailable:
-        return None  # well-formed but not runnable here: available_codecs skips it with the reason
+        return None
     except CodecError as error:
-        raise ConfigError(f"config key codecs.{index}.options: {error}") from None
+        raise ConfigError(f"config key {entry_key(index, entry, 'options')}: {error}") from None
+
+
+def _check_qualities(entry: dict, index: int, codec: Codec | type[Codec]) -> None:
+    """Every quality inside the codec's range (a plug-in's or a command's own), and whole where it must be."""
+    low, high = codec.quality_range
+    for quality in entry["qualities"]:
+        if not low <= quality <= high:
+            raise ConfigError(f"config key {entry_key(index, entry, 'qualities')}: {format_quality(quality)} is out of "
+                              f"range for codec {entry['codec']} (allowed {format_quality(low)}..{format_quality(high)})")
+        if codec.integer_qualities and not float(quality).is_integer():
+            raise ConfigError(f"config key {entry_key(index, entry, 'qualities')}: {quality} is not a whole number; "
+                              f"codec {entry['codec']} takes whole numbers only")
 
 
 def _check_imported_files(config: dict, imported: dict[int, Codec]) -> None:
@@ -102,7 +103,8 @@ def _check_imported_files(config: dict, imported: dict[int, Codec]) -> None:
         if problems:
             shown = problems[:MAX_LISTED_PROBLEMS] + [f"... {len(problems) - MAX_LISTED_PROBLEMS} more"] * (
                 len(problems) > MAX_LISTED_PROBLEMS)
-            raise ConfigError(f"config key codecs.{index}.options.root: {len(problems)} problem(s) with the imported "
+            raise ConfigError(f"config key {entry_key(index, config['codecs'][index], 'options.root')}: "
+                              f"{len(problems)} problem(s) with the imported "
                               "files:\n  " + "\n  ".join(shown))
 
 
@@ -118,25 +120,20 @@ def validate_config(config: dict) -> dict:
     for index, entry in enumerate(config["codecs"]):
         if entry["codec"] not in CODECS:
             raise ConfigError(
-                f"config key codecs.{index}.codec: unknown codec {entry['codec']!r}; "
+                f"config key {entry_key(index, entry, 'codec')}: unknown codec {entry['codec']!r}; "
                 f"allowed: {', '.join(sorted(CODECS))}"
             )
         label = entry.setdefault("label", entry["codec"])
         if label in labels or label == "original":
-            raise ConfigError(f"config key codecs.{index}.label: {label!r} is used twice or reserved; set distinct labels")
+            raise ConfigError(f"config key {entry_key(index, entry, 'label')}: {label!r} is used twice or reserved; "
+                              "set distinct labels")
         labels.add(label)
         if entry["codec"] == "k-same-pixel":  # the gallery defaults to this run's original face crops
             entry.setdefault("options", {}).setdefault("gallery", f"{config['results']}/crops/original")
         codec = _check_options(entry, index)
         if entry["codec"] == "import" and codec is not None:
             imported[index] = codec
-        low, high = (codec or CODECS[entry["codec"]]).quality_range  # a plug-in's range is its own
-        for quality in entry["qualities"]:
-            if not low <= quality <= high:
-                raise ConfigError(
-                    f"config key codecs.{index}.qualities: {quality} is out of range for {entry['codec']} "
-                    f"(allowed {low}..{high})"
-                )
+        _check_qualities(entry, index, codec or CODECS[entry["codec"]])
     if imported:
         _check_imported_files(config, imported)
     return config
@@ -149,22 +146,74 @@ def load_config(path: str | Path) -> dict:
     return validate_config(yaml.safe_load(path.read_text()) or {})
 
 
-def available_codecs(config: dict) -> tuple[list[dict], dict[str, Codec], list[str]]:
-    """The codec entries that can run here, their codecs by label, and a message for each entry that cannot.
+@dataclass(frozen=True)
+class SkippedEntry:
+    """An optional codec entry that cannot run on this machine, and why."""
 
-    A codec that needs something the machine lacks (VTM binaries, learned-codec weights) is skipped
-    with the reason instead of failing in every one of its jobs.
+    index: int
+    label: str
+    codec: str
+    reason: str
+
+    def __str__(self) -> str:
+        return f"codecs.{self.index} (entry {self.label!r}, codec {self.codec}, optional) is skipped: {self.reason}"
+
+
+def available_codecs(config: dict) -> tuple[list[dict], dict[str, Codec], list[SkippedEntry]]:
+    """The codec entries that run here, their codecs by label, and the optional entries skipped.
+
+    An entry that needs something this machine lacks (a program, VTM binaries, learned-codec weights)
+    stops the run, naming the entry and the reason, unless the entry says `optional: true`: then it is
+    skipped and listed in the run summary, the report and the recorded configuration.
     """
     available, codecs, skipped = [], {}, []
-    for entry in config["codecs"]:
+    for index, entry in enumerate(config["codecs"]):
         try:
             codecs[entry["label"]] = make_codec(entry["codec"], **entry.get("options", {}),
                                                 threads=entry.get("threads", 1))
         except CodecUnavailable as reason:
-            skipped.append(f"codec entry {entry['label']!r} is skipped: {reason}")
+            if not entry.get("optional"):
+                raise ConfigError(f"config key {entry_key(index, entry)}: cannot run on this machine: {reason}. "
+                                  "Fix the entry, or set `optional: true` on it to run without it") from None
+            skipped.append(SkippedEntry(index, entry["label"], entry["codec"], str(reason)))
         else:
             available.append(entry)
     return available, codecs, skipped
+
+
+def prepare_run(config: dict) -> tuple[dict, dict[str, Codec], list[SkippedEntry]]:
+    """What the workflow does with its configuration at start-up, before any job.
+
+    Validates `config` (defaults filled in place), builds each entry's codec and leaves in
+    config["codecs"] the entries that run. Returns the validated configuration as written (every
+    entry, for the record), the codecs by label and the skipped optional entries.
+    """
+    validate_config(config)
+    written = copy.deepcopy(config)
+    config["codecs"], codecs, skipped = available_codecs(config)
+    return written, codecs, skipped
+
+
+@contextlib.contextmanager
+def user_errors():
+    """An error in the user's configuration or dataset ends the process with its message alone: a
+    traceback of this package's code would only hide what to fix in the user's files."""
+    from .datasets import DatasetError
+
+    try:
+        yield
+    except (ConfigError, DatasetError) as error:
+        raise SystemExit(f"icm-privacy: {error}") from None
+
+
+def entry_source(entry: dict) -> str:
+    """What identifies an entry's code besides its options: a plug-in's module version or file hash
+    (codecs/plugin.py); empty for the package's own codecs, whose code is the workflow's."""
+    if entry["codec"] != "plugin":
+        return ""
+    from .codecs.plugin import plugin_source
+
+    return plugin_source(entry["options"]["factory"])
 
 
 def cross_resolution_points(config: dict) -> list[CodecPoint]:

@@ -142,3 +142,35 @@ def coco_image_ids(dataset: dict) -> dict[str, int]:
 
     records = json.loads(Path(dataset["annotations"]).read_text())["images"]
     return {Path(record["file_name"]).stem: record["id"] for record in records}
+
+
+def identity_labels(dataset: dict) -> dict[str, str] | None:
+    """Person identities by image or face id: built in for the demo, else from the optional CSV."""
+    import pandas as pd
+
+    if dataset["kind"] == "demo":
+        return {image_id: photo.identity for image_id, photo in DEMO_PHOTOS.items()}
+    if dataset.get("identities"):
+        labels = pd.read_csv(dataset["identities"], dtype=str)
+        return dict(zip(labels["key"], labels["identity"]))
+    return None
+
+
+def detection_skip_reason(annotations: str | Path | None, dataset_kind: str) -> str | None:
+    """Why detection mAP cannot be computed for the dataset, or None when its annotations can be used.
+
+    A dataset without instance annotations (a plain image folder, the demo photos) is skipped with
+    this message; a configured annotations file that cannot be read is an error, not a skip. Read as
+    plain JSON: the scheduler asks this at start-up and needs no pycocotools for it.
+    """
+    import json
+
+    if annotations is None:
+        return f"dataset {dataset_kind!r} has no COCO instance annotations: detection mAP is skipped"
+    try:
+        records = json.loads(Path(annotations).read_text())["annotations"]
+    except (OSError, ValueError, KeyError, TypeError) as error:
+        raise DatasetError(f"{annotations}: cannot read COCO annotations ({error!r})") from error
+    if not any("bbox" in record for record in records):
+        return f"dataset {dataset_kind!r}: {annotations} holds no box annotations: detection mAP is skipped"
+    return None

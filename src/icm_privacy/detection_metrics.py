@@ -24,20 +24,6 @@ class DetectionEvaluationError(ValueError):
     """Annotations or detections that cannot be evaluated; the message names the file."""
 
 
-def skip_reason(annotations: str | Path | None, dataset: str) -> str | None:
-    """Why detection mAP cannot be computed for `dataset`, or None when its annotations can be used.
-
-    A dataset without instance annotations (a plain image folder, the demo photos) is skipped with
-    this message; a configured annotations file that is missing is an error, not a skip.
-    """
-    if annotations is None:
-        return f"dataset {dataset!r} has no COCO instance annotations: detection mAP is skipped"
-    ground_truth = load_ground_truth(annotations)
-    if not any("bbox" in record for record in ground_truth.dataset["annotations"]):
-        return f"dataset {dataset!r}: {annotations} holds no box annotations: detection mAP is skipped"
-    return None
-
-
 def load_ground_truth(annotations: str | Path) -> COCO:
     """Load a COCO instances json (pycocotools' progress messages silenced)."""
     path = Path(annotations)

@@ -31,3 +31,18 @@ def cosine_similarity(first: np.ndarray, second: np.ndarray) -> np.ndarray:
     second = np.asarray(second, dtype=np.float64)
     norms = np.linalg.norm(first, axis=1) * np.linalg.norm(second, axis=1)
     return np.sum(first * second, axis=1) / np.where(norms == 0, np.nan, norms)
+
+
+def load_embeddings(paths: list[str], model: str) -> dict[str, np.ndarray]:
+    """face id -> embedding by `model`, from several shard files."""
+    vectors = {}
+    for path in paths:
+        with np.load(path) as data:
+            vectors.update(zip(data["face_ids"].tolist(), data[model]))
+    return vectors
+
+
+def stacked_embeddings(paths: list[str], models: list[str], face_ids: list[str]) -> dict[str, np.ndarray]:
+    """model -> (faces, d) array of the faces' embeddings in `face_ids` order, from several shard files."""
+    return {model: np.stack([vectors[f] for f in face_ids])
+            for model in models for vectors in [load_embeddings(paths, model)]}

@@ -11,6 +11,7 @@ import pandas as pd
 from matplotlib.figure import Figure
 
 from .files import atomic_path
+from .points import Threshold
 from .tables import STANDARD_ATTACKER
 
 
@@ -47,8 +48,8 @@ def plot_rate_similarity(table: pd.DataFrame, models: list[str], output_stem: st
         axis.set_title(model)
     axes[0].set_ylabel("mean cosine similarity\n(original vs decoded face)")
     axes[-1].legend(title="codec", fontsize="small")
-    threshold = table.threshold.iloc[0] if len(table) else float("nan")
-    figure.suptitle(f"Identity similarity vs rate, faces with confidence ≥ {threshold:.3f}", fontsize="medium")
+    threshold = Threshold(table.threshold.iloc[0]).text if len(table) else "(no rows)"
+    figure.suptitle(f"Identity similarity vs rate, faces with confidence ≥ {threshold}", fontsize="medium")
     save_figure(figure, f"{output_stem}.png", f"{output_stem}.pdf")
 
 
@@ -64,18 +65,19 @@ def plot_rate_accuracy(table: pd.DataFrame, output_stem: str) -> None:
     save_figure(figure, f"{output_stem}.png", f"{output_stem}.pdf")
 
 
-def plot_training_logs(logs: dict[str, pd.DataFrame], png_path: str | os.PathLike, pdf_path: str | os.PathLike,
-                       window: int = 25) -> None:
-    """Training curves of each run (label -> its CSV log): loss, bpp, whole-image and edge-region MSE.
-
-    Per-step values of small batches are noisy, so each curve is a running mean over `window` steps.
-    """
-    columns = [("loss", "loss"), ("bpp", "bpp (likelihoods)"), ("mse", "MSE, whole image"),
-               ("edge_mse", "MSE x edge map (mean over all pixels)")]
+def plot_training_curves(logs: dict[str, pd.DataFrame], validation: dict[str, pd.DataFrame],
+                         png_path: str | os.PathLike, pdf_path: str | os.PathLike) -> None:
+    """Training curves of each stage (label -> its CSV logs): the loss on training crops, and PSNR, bpp
+    and edge PSNR on the held-out validation images (whole images, coded as the codec codes them)."""
     figure = Figure(figsize=(10, 7), layout="constrained")
-    for axis, (column, title) in zip(figure.subplots(2, 2).flat, columns):
-        for label, log in logs.items():
-            axis.plot(log.step, log[column].rolling(window, min_periods=1).mean(), label=label)
-        axis.set(title=title, xlabel="step", yscale="log")
-    figure.axes[0].legend(fontsize="small")
+    loss, psnr, bpp, edge_psnr = figure.subplots(2, 2).flat
+    for label, log in logs.items():
+        loss.plot(log.step, log.loss, label=label, linewidth=0.8)
+    loss.set(title="loss on training crops", xlabel="step", yscale="log")
+    for axis, column, title in ((psnr, "psnr", "validation PSNR (dB)"), (bpp, "bpp", "validation bpp"),
+                                (edge_psnr, "edge_psnr", "validation PSNR on object edges (dB)")):
+        for label, table in validation.items():
+            axis.plot(table.step, table[column], marker=".", label=label)
+        axis.set(title=title, xlabel="step")
+    loss.legend(fontsize="small")
     save_figure(figure, png_path, pdf_path)

@@ -13,16 +13,13 @@ Conventions used throughout:
 from __future__ import annotations
 
 from collections.abc import Hashable, Mapping, Sequence
-from dataclasses import dataclass
-from typing import NamedTuple
 
 import numpy as np
 import pandas as pd
-from scipy.interpolate import PchipInterpolator
 
+from .bd_metrics import bd_metric_difference
 from .verification import (
     CrossFitThresholds,
-    ImpostorPairs,
     cross_fit_thresholds,
     image_folds,
     impostor_pairs,
@@ -160,14 +157,8 @@ def metric_columns(fars: Sequence[float] = DEFAULT_FARS, ranks: Sequence[int] = 
             *[f"rank{k}" for k in ranks]]
 
 
-@dataclass(frozen=True)
-class _Attackers:
-    """Both attackers' cross-fitted thresholds at one FAR, and the decoded-vs-original impostor pairs
-    their realised FAR is measured on."""
-
-    fixed: CrossFitThresholds  # calibrated on original-vs-original impostor pairs
-    aware: CrossFitThresholds  # calibrated on this codec point's decoded-vs-original impostor pairs
-    probe_pairs: ImpostorPairs
+# Per attacker: its infix in the column names and its name in notes.
+ATTACKERS = {"fixed": "fixed-threshold", "aware": "codec-aware"}
 
 
 def _estimate(name: str, point: float, replicates: np.ndarray) -> dict[str, float]:
@@ -175,57 +166,61 @@ def _estimate(name: str, point: float, replicates: np.ndarray) -> dict[str, floa
     return {name: point, f"{name}_ci_low": low, f"{name}_ci_high": high}
 
 
-def _bin_metrics(
-    similarity: np.ndarray,
-    ranks: np.ndarray,
-    face_images: np.ndarray,
-    in_bin: np.ndarray,
-    published_threshold: float,
-    attackers: Mapping[float, _Attackers],
-    image_counts: np.ndarray,
-    rank_cutoffs: Sequence[int],
-) -> dict[str, float]:
-    """Point estimates and bootstrap intervals of every metric over the faces in_bin (at least one)."""
-    similarity, ranks, face_images = similarity[in_bin], ranks[in_bin], face_images[in_bin]
-    reid_published = (
-        verified_at_distance(similarity, published_threshold).astype(float)
-        if np.isfinite(published_threshold) else np.full(len(similarity), np.nan)
-    )
-    per_face = {
-        "mean_cosine": similarity,
-        "reid_published": reid_published,
-        **{f"rank{k}": (ranks <= k).astype(float) for k in rank_cutoffs},
-    }
-    row: dict[str, float] = {}
-    for name, values in per_face.items():
-        row.update(_estimate(name, float(values.mean()), bootstrap_face_mean(values, face_images, image_counts)))
-    for far, attacker in attackers.items():
-        for kind, thresholds in (("fixed", attacker.fixed), ("aware", attacker.aware)):
-            threshold, resampled = thresholds.per_face[in_bin], thresholds.resampled[:, in_bin]
-            accepted = (similarity[None, :] > resampled).astype(float)
-            replicates = np.where(np.isnan(resampled).any(axis=1), np.nan,
-                                  bootstrap_face_mean(accepted, face_images, image_counts))
-            point = float(np.mean(similarity > threshold)) if np.isfinite(threshold).all() else np.nan
-            row.update(_estimate(f"tar_{kind}_{far_label(far)}", point, replicates))
-            row.update(_estimate(f"realised_far_{kind}_{far_label(far)}",
-                                 *realised_far(attacker.probe_pairs, thresholds, in_bin, image_counts)))
+def _bin_rates(values: np.ndarray, bins: np.ndarray, face_weight: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Share of per-face 0/1 values in each bin, on the dataset (bins,) and per bootstrap resample (bins,
+    resamples), each face weighted by how often its image was drawn (face_weight: resamples x faces).
+
+    The same numbers as `values[in_bin].mean()` and bootstrap_face_mean bin by bin: the sums are of
+    integers, exact in float64 in any order. NaN values leave every bin NaN.
+    """
+    if np.isnan(values).any():
+        return np.full(len(bins), np.nan), np.full((len(bins), len(face_weight)), np.nan)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return (bins @ values) / bins.sum(axis=1), (bins @ (face_weight * values).T) / (bins @ face_weight.T)
+
+
+def _true_accepts(similarity: np.ndarray, thresholds: CrossFitThresholds, bins: np.ndarray,
+                  face_weight: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """TAR of each bin's genuine pairs, on the dataset (bins,) and per resample (bins, resamples). NaN
+    throughout for a bin with a probe scored with an undefined threshold; a resample is NaN where it
+    leaves one undefined."""
+    with np.errstate(invalid="ignore", divide="ignore"):
+        point = (bins @ (similarity > thresholds.per_face)) / bins.sum(axis=1)
+        replicates = (bins @ (face_weight * (similarity[None, :] > thresholds.resampled)).T) / (bins @ face_weight.T)
+    replicates[bins @ np.isnan(thresholds.resampled).T > 0] = np.nan
+    undefined = bins @ np.isnan(thresholds.per_face) > 0
+    point[undefined] = np.nan
+    replicates[undefined] = np.nan
+    return point, replicates
+
+
+def _bin_metrics(similarity: np.ndarray, face_images: np.ndarray, bin_index: int, in_bin: np.ndarray,
+                 rates: Mapping[str, tuple[np.ndarray, np.ndarray]], image_counts: np.ndarray) -> dict[str, float]:
+    """Point estimates and bootstrap intervals of every metric over the faces in_bin (at least one):
+    mean_cosine here, the rates from their (bins,) points and (bins, resamples) replicates."""
+    row = _estimate("mean_cosine", float(similarity[in_bin].mean()),
+                    bootstrap_face_mean(similarity[in_bin], face_images[in_bin], image_counts))
+    for name, (points, replicates) in rates.items():
+        row.update(_estimate(name, float(points[bin_index]), replicates[bin_index]))
     return row
 
 
 def _notes(model: str, published_threshold: float, dataset_thresholds: Mapping[float, float], pairs: int,
-           attackers: Mapping[float, _Attackers], n_faces: int) -> str:
+           attackers: Mapping[tuple[float, str], CrossFitThresholds], in_bin: np.ndarray) -> str:
     """Why values in a row are NaN, '; '-separated ('' when none are)."""
-    notes = [] if n_faces else ["no faces in this bin"]
+    notes = [] if in_bin.any() else ["no faces in this bin"]
     if np.isnan(published_threshold):
         notes.append(f"no published cosine threshold for {model}")
     for far, threshold in dataset_thresholds.items():
         needed = int(np.ceil(1 / far - 1e-9))
         if np.isnan(threshold):
             notes.append(f"FAR {far:g} needs >= {needed} impostor pairs, {pairs} available")
-        fewest = min(attackers[far].fixed.fewest_pairs, attackers[far].aware.fewest_pairs)
-        if fewest < needed:
-            notes.append(f"FAR {far:g} attackers need >= {needed} impostor pairs per cross-fitting calibration set, "
-                         f"the smallest has {fewest}")
+        for kind, name in ATTACKERS.items():
+            thresholds = attackers[far, kind]
+            scoring = np.unique(thresholds.face_folds[in_bin])  # the calibration sets that score this bin
+            if np.isnan(thresholds.per_fold[scoring]).any():
+                notes.append(f"FAR {far:g} {name} attacker needs >= {needed} impostor pairs per cross-fitting "
+                             f"calibration set, the smallest has {thresholds.calibration_pairs[scoring].min()}")
     return "; ".join(notes)
 
 
@@ -313,6 +308,9 @@ def privacy_table(
             if not kept.any():
                 raise ValueError(f"no face has confidence >= {min_confidence}")
             codes, kept_identities = image_codes[kept], identities[kept]
+            bins = np.stack([in_bin[kept] for _, _, in_bin in breakdown_masks])  # (bins, faces of the set)
+            bin_weights = bins.astype(np.float64)  # sums of integers through it are exact
+            face_weight = image_counts[:, codes].astype(np.float64)  # (resamples, faces): draws of each face's image
             pairs = impostor_pairs(original[kept], codes, kept_identities, len(images))
             dataset_thresholds = {far: pairs.similarity_threshold(far, dataset) for far in fars}
             fixed = {far: cross_fit_thresholds(pairs, far, codes, folds, image_counts) for far in fars}
@@ -327,12 +325,24 @@ def privacy_table(
                 decoded = np.asarray(per_model[model])[kept]
                 similarity = paired_similarity(original[kept], decoded)
                 probe_ranks = identification_ranks(decoded, original[kept], kept_identities, kept_identities)
+                reid_published = (verified_at_distance(similarity, published).astype(float) if np.isfinite(published)
+                                  else np.full(len(similarity), np.nan))
+                rates = {"reid_published": _bin_rates(reid_published, bin_weights, face_weight),
+                         **{f"rank{k}": _bin_rates((probe_ranks <= k).astype(float), bin_weights, face_weight)
+                            for k in ranks}}
                 probe_pairs = impostor_pairs(original[kept], codes, kept_identities, len(images), probes=decoded)
-                attackers = {far: _Attackers(fixed[far], cross_fit_thresholds(probe_pairs, far, codes, folds,
-                                                                              image_counts), probe_pairs)
-                             for far in fars}
-                for breakdown, name, in_bin in breakdown_masks:
-                    in_bin = in_bin[kept]
+                attackers = {}
+                for far in fars:
+                    aware = cross_fit_thresholds(probe_pairs, far, codes, folds, image_counts)
+                    for kind, thresholds in (("fixed", fixed[far]), ("aware", aware)):
+                        attackers[far, kind] = thresholds
+                        rates[f"tar_{kind}_{far_label(far)}"] = _true_accepts(similarity, thresholds, bin_weights,
+                                                                              face_weight)
+                        rates[f"realised_far_{kind}_{far_label(far)}"] = realised_far(probe_pairs, thresholds, bins,
+                                                                                      image_counts)
+                del probe_pairs
+                for index, (breakdown, name, _) in enumerate(breakdown_masks):
+                    in_bin = bins[index]
                     n_faces = int(in_bin.sum())
                     row = {
                         "codec": codec, "quality": quality, "bpp": float(mean_bpp[(codec, quality)]),
@@ -340,80 +350,12 @@ def privacy_table(
                         "n_faces": n_faces, "n_images": len(np.unique(codes[in_bin])),
                     }
                     if n_faces:
-                        row.update(_bin_metrics(similarity, probe_ranks, codes, in_bin, published, attackers,
-                                                image_counts, ranks))
-                    note = _notes(model, published, dataset_thresholds, pairs.count, attackers, n_faces)
+                        row.update(_bin_metrics(similarity, codes, index, in_bin, rates, image_counts))
+                    note = _notes(model, published, dataset_thresholds, pairs.count, attackers, in_bin)
                     rows.append({**row, "note": note})
     metrics = [f"{m}{suffix}" for m in metric_columns(fars, ranks) for suffix in ("", "_ci_low", "_ci_high")]
     leading = [column for column in rows[0] if column not in metrics and column != "note"]
     return pd.DataFrame(rows).reindex(columns=[*leading, *metrics, "note"])
-
-
-# --- Bjøntegaard-style rate summaries -----------------------------------------------------------
-
-class BDDifference(NamedTuple):
-    """Average metric difference at equal bitrate; reason says why value is NaN ('' otherwise)."""
-
-    value: float
-    reason: str
-
-
-def _curve(x: Sequence[float], metric: Sequence[float], name: str, axis: str, log_x: bool) -> PchipInterpolator | str:
-    """PCHIP of metric over x (log x for bitrates), or the reason the points cannot form one."""
-    x, metric = np.asarray(x, dtype=np.float64), np.asarray(metric, dtype=np.float64)
-    if x.shape != metric.shape:
-        return f"codec {name}: {x.size} {axis} values but {metric.size} metric values"
-    usable = np.isfinite(x) & np.isfinite(metric)
-    x, metric = x[usable], metric[usable]
-    if x.size < 2:
-        return f"codec {name} has {x.size} point(s) with a finite metric; a curve needs >= 2"
-    if log_x and (x <= 0).any():
-        return f"codec {name} has {axis} <= 0; log({axis}) is undefined"
-    order = np.argsort(x)
-    if np.any(np.diff(x[order]) == 0):
-        return f"codec {name} has repeated {axis} values; metric is not a function of {axis}"
-    return PchipInterpolator(np.log(x[order]) if log_x else x[order], metric[order])
-
-
-def bd_metric_difference(
-    bpp_a: Sequence[float], metric_a: Sequence[float], bpp_b: Sequence[float], metric_b: Sequence[float],
-    *, axis: str = "bpp", log_x: bool = True,
-) -> BDDifference:
-    """Average of metric_A - metric_B at equal bitrate over the bitrates both codecs cover.
-
-    Like Bjøntegaard's delta-PSNR, with the metric in place of PSNR: each curve is interpolated
-    as a function of log(bpp), both are integrated over the common log(bpp) interval, and the
-    difference of the integrals is divided by the interval's length. The interpolation is PCHIP
-    (piecewise cubic Hermite, shape-preserving, as in the JCT-VC/JVET common-test-condition
-    BD sheets); it needs >= 2 points per codec (2 points give the straight line through them),
-    where Bjøntegaard's original cubic polynomial needs 4. Points with a NaN metric are dropped.
-    The value is in the metric's units: for a rate in [0, 1], x100 gives percentage points, and a
-    negative value means codec A re-identifies less than codec B at the same bitrate.
-    Another x axis (`axis` names it in messages; `log_x=False` for a linear one, such as detection
-    mAP) gives the average difference at equal values of that quantity instead.
-    """
-    curve_a = _curve(bpp_a, metric_a, "A", axis, log_x)
-    curve_b = _curve(bpp_b, metric_b, "B", axis, log_x)
-    for curve in (curve_a, curve_b):
-        if isinstance(curve, str):
-            return BDDifference(np.nan, curve)
-    low = max(curve_a.x[0], curve_b.x[0])
-    high = min(curve_a.x[-1], curve_b.x[-1])
-    if high <= low:
-        return BDDifference(np.nan, f"the codecs' {axis} ranges do not overlap")
-    difference = (curve_a.integrate(low, high) - curve_b.integrate(low, high)) / (high - low)
-    return BDDifference(float(difference), "")
-
-
-def bd_rate(bpp_a: Sequence[float], psnr_a: Sequence[float], bpp_b: Sequence[float], psnr_b: Sequence[float]) -> float:
-    """Bjøntegaard delta rate of codec A against B: the mean bitrate ratio - 1 at equal PSNR.
-
-    bd_metric_difference with the axes swapped: log(bpp) as the metric, interpolated over PSNR
-    across the PSNR range both codecs cover. Negative: A needs fewer bits for the same PSNR. NaN
-    where the curves cannot be formed or do not overlap.
-    """
-    difference = bd_metric_difference(psnr_a, np.log(bpp_a), psnr_b, np.log(bpp_b), axis="PSNR", log_x=False)
-    return float(np.expm1(difference.value))
 
 
 def bd_difference_table(table: pd.DataFrame, metrics: Sequence[str], reference_codec: str,

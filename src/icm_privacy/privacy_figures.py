@@ -13,6 +13,7 @@ from matplotlib.figure import Figure
 from matplotlib.ticker import FormatStrFormatter, LogLocator, NullFormatter
 
 from .plots import curve_labels
+from .points import Threshold
 
 CURVE_PANEL_INCHES = (3.2, 2.8)  # width, height of one face model's panel
 FACE_PANEL_INCHES = 1.5  # side of one face crop's panel
@@ -27,7 +28,7 @@ def metric_curves_figure(
     table: pd.DataFrame,
     metric: str,
     *,
-    min_confidence: float,
+    threshold: Threshold,
     x: str = "bpp",
     breakdown: str = "all",
     bin_name: str = "all",
@@ -40,11 +41,9 @@ def metric_curves_figure(
     table: privacy.privacy_table's output (needs codec, x, model, min_confidence, breakdown, bin,
     metric and metric_ci_low/_ci_high).
     """
-    rows = table[
-        (table["min_confidence"] == min_confidence) & (table["breakdown"] == breakdown) & (table["bin"] == bin_name)
-    ]
+    rows = table[threshold.selects(table["min_confidence"]) & (table["breakdown"] == breakdown) & (table["bin"] == bin_name)]
     if rows.empty:
-        raise ValueError(f"no rows for min_confidence={min_confidence}, breakdown={breakdown!r}, bin={bin_name!r}")
+        raise ValueError(f"no rows for min_confidence={threshold.text}, breakdown={breakdown!r}, bin={bin_name!r}")
     models = list(dict.fromkeys(rows["model"]))
     width, height = CURVE_PANEL_INCHES
     figure = Figure(figsize=(width * len(models), height), layout="constrained")

@@ -3,25 +3,28 @@
 import os
 import sys
 
-from icm_privacy.config import available_codecs, codec_points, cross_resolution_points, validate_config
-from icm_privacy.datasets import list_images, shard_of, unread_files
-from icm_privacy.detection_metrics import skip_reason
+from icm_privacy.config import codec_points, cross_resolution_points, entry_source, prepare_run, user_errors
+from icm_privacy.datasets import detection_skip_reason, list_images, shard_of, unread_files
+from icm_privacy.points import Threshold
 from icm_privacy.weights import MANIFEST
 
-validate_config(config)
-config["codecs"], CODEC_BY_LABEL, SKIPPED_CODECS = available_codecs(config)
-for message in SKIPPED_CODECS:
+# config["codecs"] keeps the entries that run here; an optional entry that cannot is skipped, and listed
+# in run_summary.md and the recorded configuration with the reason.
+with user_errors():
+    RECORDED_CONFIG, CODEC_BY_LABEL, SKIPPED_CODECS = prepare_run(config)
+    IMAGES = list_images(config["dataset"])  # image id -> source file
+    UNREAD = unread_files(config["dataset"])  # path -> why the run does not read it (listed in images.csv)
+SKIPPED = [str(entry) for entry in SKIPPED_CODECS]
+for message in SKIPPED:
     print(f"icm-privacy: {message}", file=sys.stderr)
 
 RESULTS = config["results"]
 SHARDS = list(range(config["shards"]))
-IMAGES = list_images(config["dataset"])  # image id -> source file
-UNREAD = unread_files(config["dataset"])  # path -> why the run does not read it (listed in images.csv)
 for path, reason in UNREAD.items():
     print(f"icm-privacy: {path} is not read: {reason}", file=sys.stderr)
 POINTS = codec_points(config)
 MODELS = config["faces"]["models"]
-THRESHOLDS = [f"{t:.3f}" for t in config["faces"]["thresholds"]]
+THRESHOLDS = [Threshold(t).text for t in config["faces"]["thresholds"]]  # as in file names
 DEEPFACE_HOME = os.path.abspath(config["weights"]["deepface_home"])
 GPU_PER_MODEL_JOB = 1 if config["gpu"] else 0  # face detection, embeddings, learned codecs, detection
 
@@ -37,10 +40,11 @@ def compute_resources(mem_mb, runtime, gpu=0):
     return resources
 
 
-DETECTION_SKIPPED = (
-    "detection is disabled in the configuration" if not config["detection"]["enabled"]
-    else skip_reason(config["dataset"].get("annotations"), config["dataset"]["kind"])
-)
+with user_errors():
+    DETECTION_SKIPPED = (
+        "detection is disabled in the configuration" if not config["detection"]["enabled"]
+        else detection_skip_reason(config["dataset"].get("annotations"), config["dataset"]["kind"])
+    )
 if DETECTION_SKIPPED:
     print(f"icm-privacy: {DETECTION_SKIPPED}", file=sys.stderr)
 
@@ -71,15 +75,21 @@ def decoded_output(folder):
     return directory(folder) if config["keep_decoded"] else temp(directory(folder))
 
 
-POINT_PATHS = [f"{p.label}/{p.quality_text}" for p in POINTS]
+POINT_BY_PATH = {p.key.path: p for p in POINTS}
+POINT_PATHS = list(POINT_BY_PATH)
 # The codec the others are compared with at equal bpp or equal detection mAP.
-REFERENCE_CODEC = config["privacy"].get("reference_codec") or POINT_PATHS[0].split("/")[0]
+REFERENCE_CODEC = config["privacy"].get("reference_codec") or POINTS[0].label
 # Downscale points the cross-resolution attacker also matches, at the reduced resolution.
-REDUCED_OPTIONS = {f"{p.label}/{p.quality_text}": p.options for p in cross_resolution_points(config)}
-REDUCED_POINTS = list(REDUCED_OPTIONS)
+REDUCED = {p.key.path: p for p in cross_resolution_points(config)}
+REDUCED_POINTS = list(REDUCED)
 # Every image version whose face crops are embedded: originals, codec points, cross-resolution views.
 EMBEDDED_VERSIONS = ["original", *POINT_PATHS,
                      *(f"{point}/{view}" for point in REDUCED_POINTS for view in ("reduced", "reduced-original"))]
+
+
+def point_quality(label):
+    """A code job's quality, as the configuration wrote it (32, not the wildcard's "32")."""
+    return lambda wildcards: POINT_BY_PATH[f"{label}/{wildcards.quality}"].quality
 
 
 def shard_files(kind, versions, suffix="npz"):
@@ -91,14 +101,22 @@ def flattened(files_by_version):
     return [path for paths in files_by_version.values() for path in paths]
 
 
-def codec_face_inputs(entry):
-    """Extra inputs of a codec entry: face boxes for de-identification, the crop gallery for k-Same."""
-    inputs = {}
-    if CODEC_BY_LABEL[entry["label"]].needs_faces:
+def codec_inputs(entry):
+    """Extra inputs of a codec entry's jobs: face boxes for de-identification, the crop gallery for
+    k-Same, and an import's files (so that replacing one re-runs its point's jobs)."""
+    codec, inputs = CODEC_BY_LABEL[entry["label"]], {}
+    if codec.needs_faces:
         inputs["faces"] = f"{RESULTS}/faces/shard-{{shard}}.csv"
     if entry["codec"] == "k-same-pixel":
         inputs["gallery"] = expand(f"{RESULTS}/crops/original/shard-{{shard}}.npz", shard=SHARDS)
+    if entry["codec"] == "import":
+        inputs["imported"] = imported_files(codec, entry["label"])
     return inputs
+
+
+def imported_files(codec, label):
+    quality = point_quality(label)
+    return lambda wildcards: codec.files(quality(wildcards), shard_sources(wildcards.shard))
 
 
 def final_outputs(wildcards):

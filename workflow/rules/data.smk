@@ -16,7 +16,7 @@ rule demo_photo:
     conda:
         "../../envs/results.yaml"
     script:
-        "../../scripts/demo_photo.py"
+        "../scripts/demo_photo.py"
 
 
 rule prepare_images:
@@ -35,4 +35,4 @@ rule prepare_images:
     conda:
         "../../envs/codecs.yaml"
     script:
-        "../../scripts/prepare_images.py"
+        "../scripts/prepare_images.py"

@@ -20,7 +20,7 @@ rule detect_objects:
     conda:
         "../../envs/detection.yaml"
     script:
-        "../../scripts/detect_objects.py"
+        "../scripts/detect_objects.py"
 
 
 rule detection_accuracy:
@@ -41,7 +41,7 @@ rule detection_accuracy:
     conda:
         "../../envs/detection.yaml"
     script:
-        "../../scripts/detection_accuracy.py"
+        "../scripts/detection_accuracy.py"
 
 
 rule plot_rate_accuracy:
@@ -58,4 +58,4 @@ rule plot_rate_accuracy:
     conda:
         "../../envs/results.yaml"
     script:
-        "../../scripts/plot_rate_accuracy.py"
+        "../scripts/plot_rate_accuracy.py"

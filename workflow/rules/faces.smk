@@ -21,7 +21,7 @@ rule detect_faces:
     conda:
         "../../envs/faces.yaml"
     script:
-        "../../scripts/detect_faces.py"
+        "../scripts/detect_faces.py"
 
 
 rule crop_faces:
@@ -41,7 +41,7 @@ rule crop_faces:
     conda:
         "../../envs/codecs.yaml"
     script:
-        "../../scripts/crop_faces.py"
+        "../scripts/crop_faces.py"
 
 
 rule crop_faces_reduced:
@@ -53,7 +53,8 @@ rule crop_faces_reduced:
         decoded=f"{RESULTS}/crops/{{label}}/{{quality}}/reduced/shard-{{shard}}.npz",
         original=f"{RESULTS}/crops/{{label}}/{{quality}}/reduced-original/shard-{{shard}}.npz",
     params:
-        options=lambda w: REDUCED_OPTIONS[f"{w.label}/{w.quality}"],
+        options=lambda w: REDUCED[f"{w.label}/{w.quality}"].options,
+        factor=lambda w: REDUCED[f"{w.label}/{w.quality}"].quality,
         min_confidence=min(config["faces"]["thresholds"]),
     log:
         f"{RESULTS}/logs/crop_faces_reduced/{{label}}/{{quality}}/shard-{{shard}}.log",
@@ -64,7 +65,7 @@ rule crop_faces_reduced:
     conda:
         "../../envs/codecs.yaml"
     script:
-        "../../scripts/crop_faces_reduced.py"
+        "../scripts/crop_faces_reduced.py"
 
 
 rule provision_weights:
@@ -84,7 +85,7 @@ rule provision_weights:
     conda:
         "../../envs/faces.yaml"
     script:
-        "../../scripts/provision_weights.py"
+        "../scripts/provision_weights.py"
 
 
 rule embed_faces:
@@ -107,4 +108,4 @@ rule embed_faces:
     conda:
         "../../envs/faces.yaml"
     script:
-        "../../scripts/embed_faces.py"
+        "../scripts/embed_faces.py"

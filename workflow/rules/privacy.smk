@@ -27,7 +27,7 @@ rule privacy_metrics:
     conda:
         "../../envs/results.yaml"
     script:
-        "../../scripts/privacy_metrics.py"
+        "../scripts/privacy_metrics.py"
 
 
 rule plot_privacy:
@@ -39,8 +39,6 @@ rule plot_privacy:
         pdf=f"{RESULTS}/figures/{{metric}}_vs_bpp_conf{{t}}.pdf",
     wildcard_constraints:
         metric="reid_published|rank1|mean_cosine",
-    params:
-        x="bpp",
     log:
         f"{RESULTS}/logs/plot_privacy/{{metric}}_conf{{t}}.log",
     benchmark:
@@ -48,7 +46,7 @@ rule plot_privacy:
     conda:
         "../../envs/results.yaml"
     script:
-        "../../scripts/plot_privacy.py"
+        "../scripts/plot_privacy.py"
 
 
 rule plot_example_faces:
@@ -71,7 +69,7 @@ rule plot_example_faces:
     conda:
         "../../envs/results.yaml"
     script:
-        "../../scripts/plot_example_faces.py"
+        "../scripts/plot_example_faces.py"
 
 
 rule privacy_utility_frontier:
@@ -92,7 +90,7 @@ rule privacy_utility_frontier:
     conda:
         "../../envs/results.yaml"
     script:
-        "../../scripts/privacy_utility_frontier.py"
+        "../scripts/privacy_utility_frontier.py"
 
 
 rule plot_frontier:
@@ -104,8 +102,6 @@ rule plot_frontier:
         pdf=f"{RESULTS}/figures/frontier_{{metric}}_conf{{t}}.pdf",
     wildcard_constraints:
         metric="reid_published|rank1|mean_cosine",
-    params:
-        x="map",
     log:
         f"{RESULTS}/logs/plot_frontier/{{metric}}_conf{{t}}.log",
     benchmark:
@@ -113,4 +109,4 @@ rule plot_frontier:
     conda:
         "../../envs/results.yaml"
     script:
-        "../../scripts/plot_privacy.py"
+        "../scripts/plot_frontier.py"

@@ -21,7 +21,7 @@ rule measure_quality:
     conda:
         "../../envs/quality.yaml"
     script:
-        "../../scripts/measure_quality.py"
+        "../scripts/measure_quality.py"
 
 
 rule tabulate_quality:
@@ -40,4 +40,4 @@ rule tabulate_quality:
     conda:
         "../../envs/results.yaml"
     script:
-        "../../scripts/tabulate_quality.py"
+        "../scripts/tabulate_quality.py"

@@ -26,7 +26,7 @@ rule tabulate:
     conda:
         "../../envs/results.yaml"
     script:
-        "../../scripts/tabulate_results.py"
+        "../scripts/tabulate.py"
 
 
 rule summarise:
@@ -43,6 +43,7 @@ rule summarise:
     params:
         models=MODELS,
         thresholds=config["faces"]["thresholds"],
+        skipped=SKIPPED,
     log:
         f"{RESULTS}/logs/summarise.log",
     benchmark:
@@ -50,7 +51,7 @@ rule summarise:
     conda:
         "../../envs/results.yaml"
     script:
-        "../../scripts/summarise.py"
+        "../scripts/summarise.py"
 
 
 rule record_config:
@@ -58,7 +59,8 @@ rule record_config:
     output:
         report(f"{RESULTS}/config.yaml", category="Configuration", caption="../report/config.rst"),
     params:
-        config=config,
+        config=RECORDED_CONFIG,
+        skipped=SKIPPED,
     log:
         f"{RESULTS}/logs/record_config.log",
     benchmark:
@@ -66,7 +68,7 @@ rule record_config:
     conda:
         "../../envs/results.yaml"
     script:
-        "../../scripts/record_config.py"
+        "../scripts/record_config.py"
 
 
 rule plot_rate_similarity:
@@ -85,4 +87,4 @@ rule plot_rate_similarity:
     conda:
         "../../envs/results.yaml"
     script:
-        "../../scripts/plot_rate_similarity.py"
+        "../scripts/plot_rate_similarity.py"

@@ -12,22 +12,15 @@ from .layered import Layered
 from .learned import LEARNED_CODECS
 from .pillow import Jpeg, WebP
 from .plugin import Plugin
+from .registry import CODECS, make_codec
 from .vtm import VvcVtm
 
-CODECS: dict[str, type[Codec]] = {
+CODECS.update({
     codec.name: codec
     for codec in (VvcVvenc, VvcVtm, HevcX265, Av1Aom, JpegXl, Jpeg, WebP, *LEARNED_CODECS, *ICM_CODECS,
                   *DEIDENTIFYING_CODECS, Downscale, Layered,
                   Plugin, CommandCodec, ImportedCodec)  # your own codec: docs/own_codec.md
-}
-
-
-def make_codec(name: str, **options) -> Codec:
-    try:
-        codec_class = CODECS[name]
-    except KeyError:
-        raise CodecError(f"unknown codec {name!r}; known codecs: {', '.join(sorted(CODECS))}") from None
-    return codec_class(**options)
+})
 
 
 __all__ = ["CODECS", "Codec", "CodecError", "CodecUnavailable", "CodingResult", "bits_per_pixel", "make_codec"]

@@ -61,6 +61,7 @@ class Codec(ABC):
     extension: str
     description: str = ""
     quality_range: tuple[float, float] = (float("-inf"), float("inf"))  # checked before any job runs
+    integer_qualities: bool = False  # True: a quality must be a whole number (checked before any job runs)
     # De-identification codecs (deidentify.py) change the pixels inside the face boxes found on the
     # original; code() must then be given those boxes, and passes them to encode() as `faces=`.
     needs_faces: bool = False

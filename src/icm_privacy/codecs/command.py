@@ -9,9 +9,13 @@
         pixel_format: yuv420p10   # what {input} of encode and {output} of decode hold: png, yuv420p10, yuv444p10
         extension: "266"          # of the bitstream files
         size_multiple: 2          # pad (edge replication) to multiples of this; cropped back after decoding
+        quality_range: [0, 63]    # what the programs accept, checked before any job (default: anything)
+        integer_qualities: true   # qualities must be whole numbers (default false)
 
-A template is split like a shell line (shlex) and each word is filled in; no shell runs it, so paths
-with spaces stay one argument (wrap it in `sh -c '...'` for pipes). Raw YUV is planar, 10 bits in
+A template is split like a shell line (shlex) and each word is filled in with str.format; no shell runs
+it, so paths with spaces stay one argument (wrap it in `sh -c '...'` for pipes). Literal braces, which a
+shell's `{ ...; }` group or `${VAR}` inside `sh -c` needs, are written doubled: `{{ ...; }}`, `${{VAR}}`
+(`$VAR` needs none). Raw YUV is planar, 10 bits in
 little-endian 16-bit words, BT.709 limited range, converted with the same ffmpeg settings as the
 built-in codecs; {width} and {height} are the padded picture's. The bitstream file is what the encode
 command wrote to {output}: bpp comes from its bytes, like every other codec's.
@@ -61,7 +65,8 @@ def parse_template(key: str, template: str) -> list[str]:
         raise CodecError(f"option {key!r} has no {{{'}, {'.join(sorted(missing))}}} placeholder: {template!r}")
     if unknown := used - PLACEHOLDERS[key]:
         raise CodecError(f"option {key!r}: unknown placeholder {{{'}, {'.join(sorted(unknown))}}}; "
-                         f"allowed: {', '.join(sorted(PLACEHOLDERS[key]))}")
+                         f"allowed: {', '.join(sorted(PLACEHOLDERS[key]))}. Braces that are not placeholders "
+                         "(a shell's { ...; } group, ${VAR}) are written doubled: {{ ...; }}, ${{VAR}}")
     return words
 
 
@@ -71,7 +76,15 @@ class CommandCodec(Codec):
     description = "your own encoder/decoder programs as two command-line templates (options encode, decode)"
 
     def __init__(self, encode: str | None = None, decode: str | None = None, pixel_format: str = "png",
-                 extension: str = "bin", size_multiple: int = 1, threads: int = 1):
+                 extension: str = "bin", size_multiple: int = 1, quality_range: list[float] | None = None,
+                 integer_qualities: bool = False, threads: int = 1):
+        if quality_range is not None:
+            if (not isinstance(quality_range, (list, tuple)) or len(quality_range) != 2
+                    or not all(isinstance(bound, (int, float)) for bound in quality_range)
+                    or quality_range[0] > quality_range[1]):
+                raise CodecError(f"option 'quality_range': {quality_range!r} must be [lowest, highest]")
+            self.quality_range = tuple(quality_range)
+        self.integer_qualities = bool(integer_qualities)
         self.encode_words = parse_template("encode", encode)
         self.decode_words = parse_template("decode", decode)
         if pixel_format not in PIXEL_FORMATS:

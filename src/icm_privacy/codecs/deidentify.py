@@ -20,6 +20,7 @@ import numpy as np
 from PIL import Image
 
 from .base import Codec, CodecError
+from .registry import make_codec
 
 DEFAULT_INNER = {"codec": "jpeg", "quality": 95}
 
@@ -42,7 +43,6 @@ def face_boxes(faces, image_id: str) -> list[FaceBox]:
 
 def inner_codec(spec: Mapping | None, threads: int) -> tuple[Codec, float]:
     """The standard codec a wrapping codec hands its image to, from {codec, quality, options}."""
-    from . import make_codec  # the registry imports this module, so import it when called
 
     spec = dict(DEFAULT_INNER if spec is None else spec)
     if not {"codec", "quality"} <= set(spec) <= {"codec", "quality", "options"}:

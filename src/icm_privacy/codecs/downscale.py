@@ -129,6 +129,7 @@ class Downscale(Codec):
     extension = "icms"
     description = "downscale by a factor (quality = factor), inner standard codec, bicubic upsampling"
     quality_range = (1, 255)  # the factor is one byte of the container
+    integer_qualities = True
 
     def __init__(self, inner: Mapping | None = None, threads: int = 1):
         self.inner, self.inner_quality = inner_codec(inner, threads)

@@ -110,6 +110,7 @@ class VvcVvenc(FfmpegCodec):
     pixel_format = "yuv420p10le"  # the only input format vvenc takes
     minimum_size = 64
     quality_range = (0, 63)
+    integer_qualities = True
     description = "VVC via libvvenc (ffmpeg), 4:2:0 10-bit, raw Annex-B"
 
     def __init__(self, preset: str = "medium", qpa: bool = False, calibration: str = "vtm",
@@ -144,6 +145,7 @@ class HevcX265(FfmpegCodec):
     minimum_size = 16  # x265: "Image size is too small" below 16x16
     # info=0: no SEI with x265's version and option string (about 2.3 kB per picture, counted as rate)
     quality_range = (0, 51)
+    integer_qualities = True
 
     def __init__(self, preset: str = "medium", threads: int = 1):
         super().__init__(preset, threads)
@@ -159,6 +161,7 @@ class Av1Aom(FfmpegCodec):
     pixel_format = "yuv420p10le"
     description = "AV1 still picture via libaom (ffmpeg), constant quality (crf), 4:2:0 10-bit, OBU stream"
     quality_range = (0, 63)
+    integer_qualities = True
 
     def __init__(self, cpu_used: int = 6, threads: int = 1):
         super().__init__(None, threads)

@@ -4,7 +4,7 @@
 `icm-mse` with plain rate + lambda x MSE, from the same base, on the same crops, for the same steps
 (docs/icm_training.md). The architecture is CompressAI's mean-scale hyperprior (mbt2018-mean) with
 N=64, M=96 channels instead of the zoo's 128/192, so that a file stays under 8 MB and CPU training fits
-a few hours. Quality = rate point: 1 is the lower lambda (fewer bits), 2 the higher.
+a few hours. Quality = rate point: 1 has the lowest lambda (fewest bits); manifest.json lists the points shipped.
 
 The weights live in resources/weights/icm/ beside manifest.json, which gives each (codec, rate point)
 its file, sha256 and training settings; a file whose sha256 differs is refused before it is loaded.
@@ -29,11 +29,14 @@ class IcmCodec(LearnedCodec):
 
     objective: str
     padding_multiple = 64  # 4 strided stages in g_a, 2 more in h_a
-    quality_range = (1, 2)
+    integer_qualities = True
 
     def __init__(self, weights_dir: str | Path = WEIGHTS_DIR, **options):
         self.weights_dir = Path(weights_dir)
         super().__init__(**options)
+        if self.checkpoint is None and not self.random_init:  # the rate points the manifest ships
+            rates = [int(rate) for rate in self.manifest]
+            self.quality_range = (min(rates), max(rates))
 
     def architecture(self, quality: str):
         from compressai.models import MeanScaleHyperprior

@@ -23,6 +23,7 @@ import numpy as np
 
 from ..files import atomic_path
 from ..images import read_png, upright_size, write_png
+from ..points import format_quality
 from .base import Codec, CodecError, CodingResult, bits_per_pixel
 
 
@@ -42,9 +43,13 @@ class ImportedCodec(Codec):
         self.extension = str(extension)
 
     def folder(self, quality: float) -> Path:
-        from ..config import format_quality  # config imports the codec registry, so import it when called
-
         return self.root / format_quality(quality)
+
+    def files(self, quality: float, image_ids) -> list[Path]:
+        """The imported files of these images at `quality`: their code job's inputs, so that replacing one
+        re-runs that job."""
+        folder = self.folder(quality)
+        return [folder / f"{image_id}.{suffix}" for image_id in image_ids for suffix in (self.extension, "png")]
 
     def check_files(self, sizes: Mapping[str, tuple[int, int] | None], qualities: Sequence[float]) -> list[str]:
         """Every problem with the files for these images (id -> original width, height; None when unknown)

@@ -21,6 +21,7 @@ import numpy as np
 from .base import Codec, CodecError
 from .deidentify import resize_rgb
 from .downscale import decode_from_bytes, downscale, encode_to_bytes, read_layers, small_size, write_layers
+from .registry import make_codec
 
 RESIDUAL_OFFSET = 128  # residuals beyond -128..127 are clipped; they are rare on photos
 
@@ -34,7 +35,6 @@ class Layered(Codec):
                  enhancement_quality: float | None = None, layers: int = 2, threads: int = 1):
         if layers not in (1, 2):
             raise CodecError(f"layers must be 1 (base only) or 2 (base + enhancement), got {layers}")
-        from . import make_codec  # the registry imports this module, so import it when called
 
         self.codec = make_codec(codec, **(options or {}), threads=threads)
         self.factor = int(factor)

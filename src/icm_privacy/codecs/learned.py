@@ -386,6 +386,7 @@ class ZooCodec(LearnedCodec):
 
     zoo_name: str
     padding_multiple = 64  # 4 strided stages in g_a, 2 more in h_a
+    integer_qualities = True
 
     def _zoo_index(self, quality: str) -> int:
         from compressai.zoo.image import cfgs

@@ -32,6 +32,7 @@ class Jpeg(PillowCodec):
     pillow_format = "JPEG"
     description = "JPEG via libjpeg (Pillow), 4:2:0, quality 1-95"
     quality_range = (1, 95)
+    integer_qualities = True
 
     def save_options(self, quality: float) -> dict:
         return {"quality": int(quality), "subsampling": 2, "optimize": True}
@@ -43,6 +44,7 @@ class WebP(PillowCodec):
     pillow_format = "WEBP"
     description = "WebP lossy via libwebp (Pillow), quality 0-100"
     quality_range = (0, 100)
+    integer_qualities = True
 
     def save_options(self, quality: float) -> dict:
         return {"quality": int(quality), "method": 6}

@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import importlib
 from collections.abc import Mapping
+from pathlib import Path
 
 from .base import Codec, CodecError
 from .learned import LearnedCodec
@@ -55,6 +56,17 @@ def load_factory(path: str | None):
     if not hasattr(module, attribute):
         raise CodecError(f"option 'factory': module {module_name!r} ({module.__file__}) has no {attribute!r}")
     return getattr(module, attribute)
+
+
+def plugin_source(path: str) -> str:
+    """What identifies the plug-in's code besides its options: the `__version__` its module declares, else
+    the sha256 of the module's file. Part of its entry's identity, so that editing the plug-in re-runs
+    that entry's points (a plug-in spread over several files should declare a version)."""
+    from ..sources import sha256_of
+
+    module = import_module(str(path).partition(":")[0])
+    version = getattr(module, "__version__", None)
+    return f"version {version}" if version is not None else f"sha256 {sha256_of(Path(module.__file__))}"
 
 
 class Plugin(Codec):

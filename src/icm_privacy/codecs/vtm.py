@@ -34,6 +34,7 @@ class VvcVtm(Codec):
     extension = "266"
     description = "VVC via the VTM reference encoder/decoder (all-intra by default), 4:2:0 or 4:4:4"
     quality_range = (0, 63)
+    integer_qualities = True
 
     def __init__(self, encoder: str | None = None, decoder: str | None = None, config: str | None = None,
                  chroma_format: str | int = "420", internal_bit_depth: int = 10, threads: int = 1):

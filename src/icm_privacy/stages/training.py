@@ -1,0 +1,37 @@
+"""Rules of workflow/rules/training.smk: the icm-edge / icm-mse training recipe (icm_recipe.py), stage by
+stage in the training folder the repository carries, then the shipped weights and the curves."""
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+from ..files import atomic_path
+
+
+def _stage(name: str, training_folder: str, images: str, annotations: str, threads: int, checkpoint: str) -> None:
+    from ..icm_recipe import run_stage
+
+    trained = run_stage(Path(training_folder), name, Path(images), Path(annotations), threads)
+    with atomic_path(checkpoint) as temporary:
+        shutil.copyfile(trained, temporary)
+
+
+def icm_base(training_folder: str, images: str, annotations: str, threads: int, checkpoint: str) -> None:
+    """Train (or resume, or find done) the recipe's mse base; the checkpoint is copied to the output."""
+    _stage("base", training_folder, images, annotations, threads, checkpoint)
+
+
+def icm_variant(stage: str, training_folder: str, images: str, annotations: str, threads: int,
+                checkpoint: str) -> None:
+    """Train (or resume, or find done) one rate point fine-tuned from the base."""
+    _stage(stage, training_folder, images, annotations, threads, checkpoint)
+
+
+def icm_weights(training_folder: str, manifest: str, png: str, pdf: str) -> None:
+    """Ship the trained stages beside `manifest` (sha256 and training record per file) and draw the
+    training and validation curves."""
+    from ..icm_recipe import curves, ship
+    from ..plots import plot_training_curves
+
+    ship(Path(training_folder), Path(manifest).parent)
+    plot_training_curves(*curves(Path(training_folder)), png, pdf)
