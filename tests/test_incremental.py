@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from conftest import scheduled_jobs as jobs, write_workflow_config
+from conftest import scheduled_jobs as jobs, shared_dry_run
 
 ROOT = Path(__file__).resolve().parents[1]
 COCO_IMAGES = ROOT.parent / "shared" / "datasets" / "coco-persons" / "images"
@@ -65,7 +65,7 @@ def test_adding_a_qp_schedules_only_the_new_point_and_the_aggregation(workflow_r
     assert {rule for rule, _ in first} >= PER_ITEM_RULES
     assert (results / "tables" / "table1_conf0.950.csv").is_file()
 
-    second = jobs(snakemake(write_workflow_config(folder, [32, 37, 47]), "--dry-run"))
+    second = jobs(shared_dry_run(folder, [32, 37, 47]))
     assert Counter({job: n for job, n in second.items() if job[0] in PER_ITEM_RULES}) == Counter({
         ("code_vvc", "quality=37, shard=0"): 1,
         ("crop_faces", "point=vvc/37, shard=0"): 1,

@@ -16,7 +16,7 @@ import pytest
 import yaml
 
 from conftest import (COCO_IMAGES, ICM_CODECS, MODELS, PORTRAITS, REPO, SNAKEMAKE, THRESHOLDS, job_counts,
-                      snakemake, write_workflow_config)
+                      shared_dry_run, snakemake, write_workflow_config)
 from icm_privacy.codecs import make_codec
 from icm_privacy.images import read_png
 
@@ -26,6 +26,14 @@ pytestmark = pytest.mark.integration
 @pytest.fixture(scope="module")
 def run(workflow_run):
     return workflow_run
+
+
+@pytest.fixture(scope="module")
+def report(run) -> str:
+    """The run's offline HTML report (snakemake --report), made once for the tests that read it."""
+    folder, config, _ = run
+    snakemake(config, "--report", str(folder / "report.html"))
+    return (folder / "report.html").read_text(errors="replace")
 
 
 def test_bitstreams_exist_and_decode_to_the_published_images(run):
@@ -107,27 +115,24 @@ def test_second_run_has_nothing_to_do(run):
 
 def test_adding_a_qp_schedules_only_that_qp_and_the_aggregation(run):
     folder, _, _ = run
-    counts = job_counts(snakemake(write_workflow_config(folder, [32, 37, 47]), "--dry-run"))
+    counts = job_counts(shared_dry_run(folder, [32, 37, 47]))
     aggregation = {"tabulate": 1, "summarise": 1, "tabulate_quality": 1, "plot_rate_similarity": 3,
                    "privacy_metrics": 1, "plot_privacy": 6, "plot_example_faces": 1, "record_config": 1, "all": 1}
     assert counts == {"code_vvc": 1, "crop_faces": 1, "embed_faces": 1, "measure_quality": 1, **aggregation}, counts
 
 
-def test_privacy_table_and_offline_report(run):
-    folder, config, _ = run
+def test_privacy_table_and_offline_report(run, report):
+    folder, _, _ = run
     privacy = pd.read_csv(folder / "results" / "tables" / "privacy.csv")
     overall = privacy[(privacy.breakdown == "all") & (privacy.min_confidence == 0.95)]
     assert set(overall.model) == set(MODELS) and (overall.gallery_size >= 6).all()
     assert ((overall.reid_published_ci_low <= overall.reid_published)
             & (overall.reid_published <= overall.reid_published_ci_high)).all()
-    report = folder / "report.html"
-    snakemake(config, "--report", str(report))
-    html = report.read_text(errors="replace")
-    assert "example_faces.png" in html and "reid_published_vs_bpp" in html and "config.yaml" in html
+    assert "example_faces.png" in report and "reid_published_vs_bpp" in report and "config.yaml" in report
 
 
-def test_an_optional_entry_that_cannot_run_is_skipped_and_listed_in_summary_report_and_config(run):
-    folder, config, log = run
+def test_an_optional_entry_that_cannot_run_is_skipped_and_listed_in_summary_report_and_config(run, report):
+    folder, _, log = run
     reason = "option 'encode': program 'avifencc' is not an executable file or on PATH"
     line = f"codecs.4 (entry 'avif-cli', codec command, optional) is skipped: {reason}"
     assert f"icm-privacy: {line}" in log
@@ -137,10 +142,8 @@ def test_an_optional_entry_that_cannot_run_is_skipped_and_listed_in_summary_repo
     recorded = folder / "results" / "config.yaml"
     assert recorded.read_text().startswith(f"# {line}\n")
     assert yaml.safe_load(recorded.read_text())["codecs"][4]["label"] == "avif-cli"  # the entry as written
-    report = folder / "report-skipped.html"
-    snakemake(config, "--report", str(report))
     embedded = re.search(r'"data_uri": "data:text/markdown;charset=utf8;filename=run_summary\.md;base64,([^"]+)"',
-                         report.read_text(errors="replace"))
+                         report)
     assert line in base64.b64decode(embedded.group(1)).decode()
 
 
