@@ -5,6 +5,7 @@ codecs or the real models skip with a reason when those are missing; in CI that 
 run that skipped them proves nothing."""
 from __future__ import annotations
 
+import contextlib
 import fcntl
 import fnmatch
 import os
@@ -118,6 +119,14 @@ def shared_run_folder(tmp_path_factory) -> Path:
     return (basetemp.parent if os.environ.get("PYTEST_XDIST_WORKER") else basetemp) / "workflow_run"
 
 
+@contextlib.contextmanager
+def exclusive(lock_path: Path):
+    """Hold an exclusive lock on `lock_path`, which every xdist worker and the background maker share."""
+    with open(lock_path, "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        yield
+
+
 def make_shared_run(folder: Path) -> None:
     """Make the shared run in `folder` unless it is made: snakemake.log when it succeeded, snakemake.failed
     (its output) when it did not. Under a file lock, so that whoever comes second waits and reuses it."""
@@ -125,8 +134,7 @@ def make_shared_run(folder: Path) -> None:
     from icm_privacy.sources import fetch_package_file
 
     folder.parent.mkdir(parents=True, exist_ok=True)
-    with open(folder.with_name("workflow_run.lock"), "w") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
+    with exclusive(folder.with_name("workflow_run.lock")):
         if (folder / "snakemake.log").is_file() or (folder / "snakemake.failed").is_file():
             return
         shutil.rmtree(folder, ignore_errors=True)  # a maker killed half-way
@@ -146,8 +154,7 @@ def make_shared_run(folder: Path) -> None:
 def shared_dry_run(folder: Path, qualities: list[int]) -> str:
     """The output of a dry run of the shared run's configuration with these VVC QPs, made once for all
     workers (kept beside the run; the lock also keeps two workers from writing its config at once)."""
-    with open(folder / "dry-runs.lock", "w") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
+    with exclusive(folder / "dry-runs.lock"):
         output = folder / f"dry-run-qp-{'-'.join(map(str, qualities))}.log"
         if not output.is_file():
             output.write_text(snakemake(write_workflow_config(folder, qualities), "--dry-run"))
