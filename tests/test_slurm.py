@@ -109,6 +109,10 @@ def slurm_cluster(tmp_path_factory):
         (folder / sub).mkdir()
     previous = {path: path.read_text() if path.exists() else None for path in (SLURM_CONF, SLURM_GRES_CONF)}
     daemons: list[subprocess.Popen] = []
+    # the daemons, the clients and Snakemake read this cluster's configuration (conftest.py points
+    # SLURM_CONF at an empty file for every other test)
+    environment = pytest.MonkeyPatch()
+    environment.setenv("SLURM_CONF", str(SLURM_CONF))
 
     def start(command: list[str], name: str, **options) -> None:
         with open(folder / f"{name}.out", "w") as output:
@@ -141,6 +145,7 @@ def slurm_cluster(tmp_path_factory):
                 path.unlink(missing_ok=True)
             else:
                 path.write_text(text)
+        environment.undo()
 
 
 def slurm_command(config: Path, tmp_path: Path, *targets: str) -> list[str]:

@@ -19,10 +19,11 @@ import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
-from . import training
 from .files import atomic_path
 from .sources import sha256_of
 
+# `training` (torch, scipy) is imported where a function needs it: the workflow reads STAGES whenever
+# Snakemake starts, and importing torch there cost every start 1.8 s.
 ARCHITECTURE = "compressai MeanScaleHyperprior(N=64, M=96)"
 COCO_TRAIN = Path("../shared/datasets/coco-train")  # from the repository root, as the workflow reads it
 # Every stage: 8 crops of 256x256, bfloat16 transforms on the CPU, 12 held-out images (every 14th with
@@ -86,6 +87,8 @@ def stage_named(name: str) -> Stage:
 
 def status(folder: Path) -> dict[str, str]:
     """stage -> "done", "in progress" (a resume state exists) or "waiting"."""
+    from . import training
+
     def state(stage: Stage) -> str:
         checkpoint = checkpoint_path(folder, stage.name)
         if checkpoint.is_file():
@@ -97,6 +100,8 @@ def status(folder: Path) -> dict[str, str]:
 
 def run_stage(folder: Path, name: str, images: Path, annotations: Path, threads: int | None = None) -> Path:
     """Train stage `name` unless its checkpoint is there (the stage in progress resumes); its checkpoint."""
+    from . import training
+
     stage, checkpoint = stage_named(name), checkpoint_path(folder, name)
     if not checkpoint.is_file():
         print(f"icm recipe: stage {name} ({stage.objective}, lambda {stage.lmbda}, {stage.steps} steps)", flush=True)
@@ -141,6 +146,8 @@ def ship(folder: Path, weights_dir: Path) -> dict:
 def curves(folder: Path) -> tuple[dict, dict]:
     """The training logs and validation logs of every stage that has begun: stage -> table."""
     import pandas as pd
+
+    from . import training
 
     logs, validation = {}, {}
     for stage in STAGES:
