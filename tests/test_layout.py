@@ -95,3 +95,18 @@ def test_no_module_of_the_package_imports_itself_back_through_another():
     graph = {module_name(path): imported_modules(path, known) for path in files}
     assert "icm_privacy.codecs" in graph["icm_privacy.config"]  # the graph sees the imports it should
     assert import_cycle(graph) is None, " -> ".join(import_cycle(graph))
+
+
+def test_what_the_workflow_imports_at_every_start_leaves_torch_and_tensorflow_out():
+    """Snakemake imports these modules whenever it starts (every run, dry run and SLURM job); torch there
+    cost every start 1.8 s, so the heavy libraries load only in the jobs that use them."""
+    import re
+    import subprocess
+    import sys
+
+    modules = sorted({match for path in [REPO / "Snakefile", *(REPO / "workflow" / "rules").glob("*.smk")]
+                      for match in re.findall(r"^from (icm_privacy[\w.]*) import", path.read_text(), re.M)})
+    assert "icm_privacy.icm_recipe" in modules and "icm_privacy.config" in modules
+    probe = f"import sys\nfor name in {modules!r}: __import__(name)\nprint(sorted({{'torch', 'tensorflow'}} & set(sys.modules)))"
+    loaded = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True).stdout.strip()
+    assert loaded == "[]", f"{modules} import {loaded}"
