@@ -1,4 +1,4 @@
-"""Similarities, bpp aggregates and Table 1 on small hand-made data with known answers."""
+"""Similarities, bpp aggregates, Table 1 and BD differences on small hand-made data with known answers."""
 from __future__ import annotations
 
 import numpy as np
@@ -8,7 +8,7 @@ import pytest
 from icm_privacy.embeddings import cosine_similarity
 from icm_privacy.faces import clip_box, crop_face
 from icm_privacy.plots import curve_labels
-from icm_privacy.tables import face_similarity_table, rates_table, table1, to_markdown
+from icm_privacy.tables import face_similarity_table, rate_bd_table, rates_table, table1, to_markdown
 
 
 def test_cosine_similarity_known_values():
@@ -102,3 +102,28 @@ def test_table1_puts_a_cross_resolution_row_after_its_points_standard_row(rates)
     assert table.mean_cos_M.tolist() == pytest.approx([1.0, 0.0, 1.0])
     assert table.bpp_mean.iloc[1] == table.bpp_mean.iloc[2] and (table.faces == 2).all()
     assert curve_labels(table).tolist() == ["vvc", "vvc", "vvc (cross-resolution attacker)"]
+
+
+def test_rate_bd_table_gives_each_codec_against_each_other_with_opposite_signs():
+    """Codec b is a shifted 1 dB and 0.02 mAP above codec a at every bitrate: BD +1 dB / +0.02 one way,
+    -1 / -0.02 the other, and b needs fewer bits for the same PSNR; a single-point codec gets NaN and why."""
+    bpp = np.array([0.1, 0.2, 0.4, 0.8])
+    psnr = 30 + 3 * np.log2(bpp / 0.1)  # 3 dB per doubling
+    rows = [{"codec": codec, "quality": str(q), "attacker": "standard", "bpp_mean": rate,
+             "psnr_rgb_mean": value + shift, "detection_map": 0.2 + 0.05 * q + shift / 50}
+            for codec, shift in (("a", 0.0), ("b", 1.0)) for q, (rate, value) in enumerate(zip(bpp, psnr))]
+    rows.append({"codec": "c", "quality": "1", "attacker": "standard", "bpp_mean": 0.3, "psnr_rgb_mean": 31.0,
+                 "detection_map": 0.2})
+    table = rate_bd_table(pd.DataFrame(rows)).set_index(["codec", "reference_codec"])
+
+    assert list(table.columns) == ["bpp_low", "bpp_high", "bd_psnr_rgb_mean", "bd_detection_map", "bd_rate_psnr",
+                                   "note"]
+    assert len(table) == 6
+    assert table.loc[("b", "a"), "bd_psnr_rgb_mean"] == pytest.approx(1.0)
+    assert table.loc[("a", "b"), "bd_psnr_rgb_mean"] == pytest.approx(-1.0)
+    assert table.loc[("b", "a"), "bd_detection_map"] == pytest.approx(0.02)
+    # 1 dB at 3 dB per doubling: b needs 2^(-1/3) of a's bits
+    assert table.loc[("b", "a"), "bd_rate_psnr"] == pytest.approx(2 ** (-1 / 3) - 1, abs=1e-3)
+    assert (table.loc[("b", "a"), "bpp_low"], table.loc[("b", "a"), "bpp_high"]) == (0.1, 0.8)
+    assert np.isnan(table.loc[("c", "a"), "bd_psnr_rgb_mean"])
+    assert "codec A has 1 point(s)" in table.loc[("c", "a"), "note"]

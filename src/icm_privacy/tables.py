@@ -1,4 +1,5 @@
-"""Result tables: per-image rates, per-face similarities, and the study's Table 1 per threshold.
+"""Result tables: per-image rates, per-face similarities, the study's Table 1 per threshold, and the
+codecs' Bjøntegaard differences against each other.
 
 Two bpp aggregates are reported for every codec point, because papers use both: `bpp_mean` is the
 mean of per-image bpp (each image counts once), `bpp_pooled` is total bits / total pixels (large
@@ -6,11 +7,13 @@ images weigh more). Both are over every accepted image of the dataset, with or w
 """
 from __future__ import annotations
 
+import itertools
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
+from .bd_metrics import bd_metric_difference, bd_rate
 from .codecs.base import bits_per_pixel
 from .embeddings import cosine_similarity
 
@@ -88,6 +91,38 @@ def table1(rates: pd.DataFrame, face_table: pd.DataFrame, models: list[str], thr
     table["faces"] = table["faces"].fillna(0).astype(int)
     table.insert(0, "threshold", threshold)
     return table.reset_index(drop=True)
+
+
+# Table 1 columns compared at equal bitrate by rate_bd_table, where a run has them (quality.py, detection)
+RATE_BD_METRICS = ("psnr_rgb_mean", "ms_ssim_mean", "face_psnr_mean", "detection_map")
+
+
+def rate_bd_table(table: pd.DataFrame) -> pd.DataFrame:
+    """Every codec against every other at equal bitrate: Bjøntegaard differences over `bpp_mean`.
+
+    table: Table 1 (one threshold; its quality and mAP columns do not depend on it), standard rows.
+    One row per ordered pair: `bd_<metric>` is codec minus reference_codec averaged over the bpp range
+    both cover (log bpp, PCHIP: `bd_metrics`), `bd_rate_psnr` the bitrate ratio - 1 at equal RGB PSNR
+    (negative: codec needs fewer bits); `bpp_low`/`bpp_high` is that common range, `note` why a value
+    is missing.
+    """
+    standard = table[table.attacker == STANDARD_ATTACKER]
+    metrics = [metric for metric in RATE_BD_METRICS if metric in standard]
+    rows = []
+    for codec, reference in itertools.permutations(dict.fromkeys(standard.codec), 2):
+        curve, other = standard[standard.codec == codec], standard[standard.codec == reference]
+        row = {"codec": codec, "reference_codec": reference,
+               "bpp_low": max(curve.bpp_mean.min(), other.bpp_mean.min()),
+               "bpp_high": min(curve.bpp_mean.max(), other.bpp_mean.max())}
+        reasons = []
+        for metric in metrics:
+            difference = bd_metric_difference(curve.bpp_mean, curve[metric], other.bpp_mean, other[metric])
+            row[f"bd_{metric}"] = difference.value
+            reasons += [f"{metric}: {difference.reason}"] if difference.reason else []
+        row["bd_rate_psnr"] = bd_rate(curve.bpp_mean, curve.psnr_rgb_mean, other.bpp_mean, other.psnr_rgb_mean)
+        rows.append({**row, "note": "; ".join(reasons)})
+    return pd.DataFrame(rows, columns=["codec", "reference_codec", "bpp_low", "bpp_high",
+                                       *[f"bd_{metric}" for metric in metrics], "bd_rate_psnr", "note"])
 
 
 def to_markdown(table: pd.DataFrame, digits: int = 3) -> str:

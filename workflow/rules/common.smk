@@ -125,6 +125,7 @@ def final_outputs(wildcards):
         *expand(f"{RESULTS}/figures/rate_similarity_conf{{t}}.{{ext}}", t=THRESHOLDS, ext=["png", "pdf"]),
         f"{RESULTS}/run_summary.md",
         f"{RESULTS}/tables/privacy_bd.csv",
+        f"{RESULTS}/tables/rate_bd.csv",
         *expand(f"{RESULTS}/figures/{{metric}}_vs_bpp_conf{{t}}.{{ext}}", metric=["reid_published", "rank1"],
                 t=THRESHOLDS, ext=["png", "pdf"]),
         *expand(f"{RESULTS}/figures/example_faces.{{ext}}", ext=["png", "pdf"]),

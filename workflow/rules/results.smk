@@ -1,5 +1,6 @@
-# Aggregation: per-image rates and per-face similarities, then Table 1 per confidence threshold,
-# then figures drawn from Table 1 alone (restyling a figure re-runs only the plotting rule).
+# Aggregation: per-image rates and per-face similarities, then Table 1 per confidence threshold and the
+# codecs' BD differences against each other, then figures drawn from Table 1 alone (restyling a figure
+# re-runs only the plotting rule).
 
 
 rule tabulate:
@@ -39,6 +40,7 @@ rule summarise:
         **({} if DETECTION_SKIPPED else {"detection": f"{RESULTS}/tables/detection.csv"}),
     output:
         tables=expand(f"{RESULTS}/tables/table1_conf{{t}}.{{ext}}", t=THRESHOLDS, ext=["csv", "md"]),
+        rate_bd=f"{RESULTS}/tables/rate_bd.csv",
         summary=report(f"{RESULTS}/run_summary.md", category="Tables"),
     params:
         models=MODELS,

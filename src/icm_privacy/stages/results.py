@@ -66,9 +66,10 @@ def tabulate(shard_folders: list[str], faces_csvs: list[str], coded_folders: dic
 
 
 def summarise(inputs, models: list[str], thresholds: list[float], outputs, skipped: list[str] = ()) -> None:
-    """Write Table 1 (CSV and Markdown) per confidence threshold, and a run summary (which lists the
-    optional codec entries `skipped` on this machine, with the reason)."""
-    from ..tables import table1, to_markdown
+    """Write Table 1 (CSV and Markdown) per confidence threshold, the codecs' BD differences against each
+    other (`rate_bd_table`), and a run summary (which lists the optional codec entries `skipped` on this
+    machine, with the reason)."""
+    from ..tables import rate_bd_table, table1, to_markdown
 
     # qualities stay text ("32", "1.5"), as in paths: tables are joined on them
     rates = pd.read_csv(inputs.rates, dtype={"image": str, "quality": str})
@@ -90,6 +91,9 @@ def summarise(inputs, models: list[str], thresholds: list[float], outputs, skipp
                         tables[threshold].to_csv(temporary, index=False)
                     else:
                         temporary.write_text(to_markdown(tables[threshold]))
+    rate_bd = rate_bd_table(next(iter(tables.values())))
+    with atomic_path(outputs.rate_bd) as temporary:
+        rate_bd.to_csv(temporary, index=False)
     unread = manifest[manifest.status == NOT_READ]
     refused = manifest[~manifest.status.isin(["accepted", NOT_READ])]
     listed = len(manifest) - len(unread)
@@ -112,6 +116,9 @@ def summarise(inputs, models: list[str], thresholds: list[float], outputs, skipp
         lines += ["## Files not read", "", *[f"- {row.source}: {row.reason}" for row in unread.itertuples()], ""]
     for threshold, table in tables.items():
         lines += [f"## Table 1, detector confidence >= {threshold.text}", "", to_markdown(table)]
+    if len(rate_bd):
+        lines += ["## Codecs at equal bitrate (Bjøntegaard, codec minus reference over the bpp both cover)", "",
+                  to_markdown(rate_bd)]
     with atomic_path(outputs.summary) as temporary:
         temporary.write_text("\n".join(lines))
 
