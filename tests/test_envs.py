@@ -437,7 +437,7 @@ tabulate([str(run / "images" / "shard-0")], [str(run / "faces" / "shard-0.csv")]
 quality = outputs(per_image=work / "quality.csv", summary=work / "quality_summary.csv")
 tabulate_quality({p: [str(run / "quality" / p / "shard-0.csv")] for p in points}, quality)
 summary = outputs(tables=[str(work / f"table1_conf0.950.{suffix}") for suffix in ("csv", "md")],
-                  summary=work / "run_summary.md")
+                  rate_bd=work / "rate_bd.csv", summary=work / "run_summary.md")
 summarise(outputs(**vars(tables), quality=quality.summary, keys=lambda: ["rates", "faces", "manifest", "quality"]),
           models, [0.95], summary, ["codecs.9 (entry 'x', codec command, optional) is skipped: a reason"])
 privacy = outputs(table=work / "privacy.csv", differences=work / "privacy_bd.csv")
@@ -463,3 +463,4 @@ def test_results_env_alone_runs_its_rules_on_a_finished_run(workflow_run, tmp_pa
     figures, numpy_file = jobs.stdout.split()[-2:]
     assert Path(numpy_file).is_relative_to(tmp_path / "site") and int(figures) == 4
     assert "a reason" in (tmp_path / "work" / "run_summary.md").read_text()
+    assert "bd_psnr_rgb_mean" in (tmp_path / "work" / "rate_bd.csv").read_text()

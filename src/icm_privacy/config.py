@@ -208,7 +208,12 @@ def user_errors():
 
 def entry_source(entry: dict) -> str:
     """What identifies an entry's code besides its options: a plug-in's module version or file hash
-    (codecs/plugin.py); empty for the package's own codecs, whose code is the workflow's."""
+    (codecs/plugin.py), the weights an icm-* codec ships (codecs/icm.py); empty for the package's other
+    codecs, whose code is the workflow's."""
+    if entry["codec"] in ("icm-edge", "icm-mse"):
+        from .codecs.icm import WEIGHTS_DIR, weights_source
+
+        return weights_source(entry["codec"], entry.get("options", {}).get("weights_dir", WEIGHTS_DIR))
     if entry["codec"] != "plugin":
         return ""
     from .codecs.plugin import plugin_source

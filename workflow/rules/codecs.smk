@@ -21,7 +21,7 @@ for entry in config["codecs"]:
             label=entry["label"],
             quality=point_quality(entry["label"]),
             options=entry.get("options", {}),
-            source=entry_source(entry),  # a plug-in's version or file hash: editing it re-runs these jobs
+            source=entry_source(entry),  # a plug-in's version or file hash, icm weights: new ones re-run these jobs
         threads: entry["threads"]
         resources:
             **compute_resources(mem_mb=6000 if codec.uses_gpu else 2000, runtime=240,

@@ -1,19 +1,27 @@
 # Training the shipped icm-edge / icm-mse codecs (docs/icm_training.md); not part of `all`.
 # Run: snakemake --cores 2 icm_weights   (then copy results/icm-training/weights/* to resources/weights/icm/)
+# Jobs train on the CPU; scripts/train_icm_on_gpu.sh runs the GPU part of the recipe in the same folder.
 # Each stage of the recipe (src/icm_privacy/icm_recipe.py) trains in the training folder the repository
 # carries (checkpoints, logs, the resume state of the stage in progress), so a job continues where
 # training stopped, on any machine; its output here is a copy of the stage's checkpoint. Empty that
 # folder to train from scratch.
-from icm_privacy.icm_recipe import STAGES
+from icm_privacy.icm_recipe import STAGES, stage_named
 
 ICM_TRAINING = "results/icm-training"
 ICM_STATE = "resources/weights/icm/training"
 COCO_TRAIN = "../shared/datasets/coco-train"
 
 
-rule icm_base:
+rule icm_stage:
+    input:
+        # the stage it is fine-tuned from (none for the first base)
+        lambda wildcards: [f"{ICM_TRAINING}/{stage_named(wildcards.stage).init}.pth.tar"]
+        if stage_named(wildcards.stage).init
+        else [],
     output:
-        f"{ICM_TRAINING}/base.pth.tar",
+        f"{ICM_TRAINING}/{{stage}}.pth.tar",
+    wildcard_constraints:
+        stage="|".join(stage.name for stage in STAGES),
     params:
         training_folder=ICM_STATE,
         images=f"{COCO_TRAIN}/images",
@@ -22,33 +30,11 @@ rule icm_base:
     resources:
         runtime=60 * 24,
     log:
-        f"{ICM_TRAINING}/logs/base.log",
-    conda:
-        "../../envs/learned.yaml"
-    script:
-        "../scripts/icm_base.py"
-
-
-rule icm_variant:
-    input:
-        base=f"{ICM_TRAINING}/base.pth.tar",
-    output:
-        f"{ICM_TRAINING}/{{stage}}.pth.tar",
-    wildcard_constraints:
-        stage=r"icm-(edge|mse)-\d+",
-    params:
-        training_folder=ICM_STATE,
-        images=f"{COCO_TRAIN}/images",
-        annotations=f"{COCO_TRAIN}/instances.json",
-    threads: 2
-    resources:
-        runtime=60 * 8,
-    log:
         f"{ICM_TRAINING}/logs/{{stage}}.log",
     conda:
         "../../envs/learned.yaml"
     script:
-        "../scripts/icm_variant.py"
+        "../scripts/icm_stage.py"
 
 
 rule icm_weights:

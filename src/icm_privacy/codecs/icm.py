@@ -4,7 +4,8 @@
 `icm-mse` with plain rate + lambda x MSE, from the same base, on the same crops, for the same steps
 (docs/icm_training.md). The architecture is CompressAI's mean-scale hyperprior (mbt2018-mean) with
 N=64, M=96 channels instead of the zoo's 128/192, so that a file stays under 8 MB and CPU training fits
-a few hours. Quality = rate point: 1 has the lowest lambda (fewest bits); manifest.json lists the points shipped.
+a few hours. Quality = rate point: 0 has the lowest lambda (fewest bits); manifest.json lists the points
+shipped.
 
 The weights live in resources/weights/icm/ beside manifest.json, which gives each (codec, rate point)
 its file, sha256 and training settings; a file whose sha256 differs is refused before it is loaded.
@@ -48,14 +49,7 @@ class IcmCodec(LearnedCodec):
 
     @functools.cached_property
     def manifest(self) -> dict:
-        path = self.weights_dir / MANIFEST
-        try:
-            entries = json.loads(path.read_text())["codecs"][self.name]
-        except FileNotFoundError:
-            raise CodecUnavailable(f"{self.name}: {path} does not exist (train with docs/icm_training.md)") from None
-        except (KeyError, ValueError) as error:
-            raise CodecError(f"{path}: no valid entry for {self.name} ({error!r})") from error
-        return entries
+        return shipped_points(self.name, self.weights_dir)
 
     def check_official_weights(self) -> None:
         missing = [entry["file"] for entry in self.manifest.values() if not (self.weights_dir / entry["file"]).is_file()]
@@ -90,3 +84,24 @@ class IcmMse(IcmCodec):
 
 
 ICM_CODECS = (IcmEdge, IcmMse)
+
+
+def shipped_points(name: str, weights_dir: str | Path) -> dict:
+    """Rate point -> manifest entry (file, sha256, training record) of codec `name`."""
+    path = Path(weights_dir) / MANIFEST
+    try:
+        return json.loads(path.read_text())["codecs"][name]
+    except FileNotFoundError:
+        raise CodecUnavailable(f"{name}: {path} does not exist (train with docs/icm_training.md)") from None
+    except (KeyError, ValueError) as error:
+        raise CodecError(f"{path}: no valid entry for {name} ({error!r})") from error
+
+
+def weights_source(name: str, weights_dir: str | Path = WEIGHTS_DIR) -> str:
+    """The sha256 of each rate point codec `name` ships ("" without a manifest): the workflow passes it
+    to the codec's jobs, so that new weights re-run them."""
+    try:
+        points = shipped_points(name, weights_dir)
+    except CodecUnavailable:
+        return ""
+    return " ".join(f"{rate}:{entry['sha256']}" for rate, entry in sorted(points.items()))

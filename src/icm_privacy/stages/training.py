@@ -8,23 +8,14 @@ from pathlib import Path
 from ..files import atomic_path
 
 
-def _stage(name: str, training_folder: str, images: str, annotations: str, threads: int, checkpoint: str) -> None:
+def icm_stage(name: str, training_folder: str, images: str, annotations: str, threads: int,
+              checkpoint: str) -> None:
+    """Train (or resume, or find done) one stage of the recipe; its checkpoint is copied to the output."""
     from ..icm_recipe import run_stage
 
     trained = run_stage(Path(training_folder), name, Path(images), Path(annotations), threads)
     with atomic_path(checkpoint) as temporary:
         shutil.copyfile(trained, temporary)
-
-
-def icm_base(training_folder: str, images: str, annotations: str, threads: int, checkpoint: str) -> None:
-    """Train (or resume, or find done) the recipe's mse base; the checkpoint is copied to the output."""
-    _stage("base", training_folder, images, annotations, threads, checkpoint)
-
-
-def icm_variant(stage: str, training_folder: str, images: str, annotations: str, threads: int,
-                checkpoint: str) -> None:
-    """Train (or resume, or find done) one rate point fine-tuned from the base."""
-    _stage(stage, training_folder, images, annotations, threads, checkpoint)
 
 
 def icm_weights(training_folder: str, manifest: str, png: str, pdf: str) -> None:
