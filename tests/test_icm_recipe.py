@@ -28,8 +28,8 @@ def test_the_bases_form_a_chain_every_other_stage_is_fine_tuned_from_and_every_s
     names = [stage.name for stage in icm_recipe.STAGES]
     assert names[:len(icm_recipe.BASES)] == list(icm_recipe.BASES) and len(set(names)) == len(names)
     assert [icm_recipe.stage_named(name).init for name in icm_recipe.BASES] == [None, *icm_recipe.BASES[:-1]]
-    fine_tunes = icm_recipe.STAGES[len(icm_recipe.BASES):]
-    assert all(stage.init == icm_recipe.BASES[-1] for stage in fine_tunes)
+    assert names == [*icm_recipe.BASES, *icm_recipe.FINE_TUNES]
+    assert all(icm_recipe.stage_named(name).init == icm_recipe.BASES[-1] for name in icm_recipe.FINE_TUNES)
     shipped = [stage for points in icm_recipe.SHIPPED.values() for stage in points.values()]
     assert sorted(shipped) == sorted(names[len(icm_recipe.BASES) - 1:])  # the first base is no codec
     for codec, points in icm_recipe.SHIPPED.items():  # rate points are numbered from the fewest bits up
@@ -52,7 +52,7 @@ def test_a_stage_records_its_batch_and_device_and_cannot_start_before_the_stage_
 @pytest.mark.heavy
 def test_the_committed_recipe_is_finished_with_full_logs_and_a_rerun_trains_nothing(tmp_path, coco_train):
     """Every stage ran to its last step (the resume from a committed state between sessions is what
-    tests/test_training.py kills and resumes; the recipe resumed that way across five sessions)."""
+    tests/test_training.py kills and resumes; the base resumed that way across sessions)."""
     assert set(icm_recipe.status(TRAINING_FOLDER).values()) == {"done"}, icm_recipe.status(TRAINING_FOLDER)
     folder = tmp_path / "training"
     shutil.copytree(TRAINING_FOLDER, folder)
@@ -89,7 +89,7 @@ def test_ship_writes_each_point_with_its_training_record_and_a_manifest_the_code
             entry, stage = manifest["codecs"][codec][rate], icm_recipe.stage_named(stage_name)
             assert entry["sha256"] == sha256_of(tmp_path / "weights" / entry["file"])
             assert (entry["objective"], entry["lmbda"], entry["base_steps"]) == (
-                stage.objective, stage.lmbda, 24_000 + 5_000)
+                stage.objective, stage.lmbda, sum(icm_recipe.stage_named(name).steps for name in icm_recipe.BASES))
             assert entry["fine_tune_steps"] == (0 if stage_name in icm_recipe.BASES else stage.steps)
             assert entry["data"]["validation"] == ["000000000139"] and "--lmbda" not in entry["arguments"]
     assert json.loads((tmp_path / "weights" / "manifest.json").read_text()) == manifest

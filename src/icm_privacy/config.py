@@ -15,6 +15,7 @@ import jsonschema
 import yaml
 
 from .codecs import CODECS, Codec, CodecError, CodecUnavailable, make_codec
+from .codecs.icm import ICM_CODECS, WEIGHTS_DIR, weights_source
 from .points import CodecPoint, format_quality
 
 SCHEMA_PATH = Path(__file__).resolve().parents[2] / "workflow" / "schemas" / "config.schema.yaml"
@@ -210,9 +211,7 @@ def entry_source(entry: dict) -> str:
     """What identifies an entry's code besides its options: a plug-in's module version or file hash
     (codecs/plugin.py), the weights an icm-* codec ships (codecs/icm.py); empty for the package's other
     codecs, whose code is the workflow's."""
-    if entry["codec"] in ("icm-edge", "icm-mse"):
-        from .codecs.icm import WEIGHTS_DIR, weights_source
-
+    if entry["codec"] in {codec.name for codec in ICM_CODECS}:
         return weights_source(entry["codec"], entry.get("options", {}).get("weights_dir", WEIGHTS_DIR))
     if entry["codec"] != "plugin":
         return ""

@@ -77,6 +77,7 @@ STAGES = (
         ("icm-mse-0", "mse", 0.0005), ("icm-edge-0", "edge", 0.03))),
 )
 BASES = ("base", "base-2")  # the chain every rate point is fine-tuned from
+FINE_TUNES = tuple(stage.name for stage in STAGES if stage.name not in BASES)
 # codec -> rate point (quality) -> stage; rate points are numbered from the fewest bits up
 SHIPPED = {
     "icm-mse": {"0": "icm-mse-0", "1": "icm-mse-1", "2": "icm-mse-2", "3": "base-2", "4": "icm-mse-4"},
