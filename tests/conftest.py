@@ -33,17 +33,23 @@ COCO_PERSONS = SHARED / "datasets" / "coco-persons"
 YOLOV5N = SHARED / "weights" / "yolov5n.pt"
 VTM = SHARED / "tools" / "vtm-19.0"  # the VTM 19.0 reference software build (its PROVENANCE.md)
 RULE_FILES = [REPO / "Snakefile", *sorted((REPO / "workflow" / "rules").glob("*.smk"))]
-RULE_START = re.compile(r"^\s*(?:rule|checkpoint)\b.*:\s*$", re.MULTILINE)  # indented: generated per codec entry
+RULE_START = re.compile(r"^\s*(?:rule|checkpoint|use rule)\b.*:\s*$", re.MULTILINE)  # indented: generated per codec entry
 
 
 def rules() -> list[dict]:
-    """Every rule of the workflow files: its name, conda env and script (absolute paths), locality."""
+    """Every rule of the workflow files: its name, conda env and script (absolute paths), locality. A rule
+    derived by `use rule X as Y with:` (other files, the same step) has X's file, env, script and locality,
+    and `runs` = X (else its own name)."""
     found = []
     for path in RULE_FILES:
         text = path.read_text()
         starts = [match.start() for match in RULE_START.finditer(text)] + [len(text)]
         for start, end in zip(starts, starts[1:]):
             chunk = text[start:end]
+            derived = re.match(r"\s*use rule\s+(\w+)\s+as\s+(\w+)", chunk)
+            if derived:
+                found.append({"name": derived.group(2), "runs": derived.group(1)})
+                continue
             named = re.match(r"\s*(?:rule|checkpoint)\s+(\w+)", chunk)
             # a rule generated per codec entry (name: f"code_{...}") is listed as code_<label>
             name = named.group(1) if named else re.search(r'name:\s*f"(\w+?)\{', chunk).group(1) + "<label>"
@@ -56,7 +62,9 @@ def rules() -> list[dict]:
                 "local": bool(re.search(r"localrule:\s*True", chunk)),
                 **{key: path.parent / match.group(1) if match else None for key, match in directives.items()},
             })
-    return found
+            found[-1]["runs"] = found[-1]["name"]
+    by_name = {rule["name"]: rule for rule in found}
+    return [{**by_name[rule["runs"]], **rule} if rule["runs"] != rule["name"] else rule for rule in found]
 
 
 SNAKEMAKE = [sys.executable, "-m", "snakemake", "-s", str(REPO / "Snakefile"), "--cores", "2"]
@@ -92,13 +100,17 @@ def scheduled_jobs(log: str) -> Counter:
 
 # The shared end-to-end run (workflow_run): three COCO photos (faces of 33-44 px) and the four
 # identity-labelled demo portraits; VVC at two QPs, a x4 downscale point (with its cross-resolution
-# attacker) and the two ICM codecs trained here; three face models; three thresholds; and an optional
-# entry whose program is misspelt, which the run skips and lists.
+# attacker) and the two ICM codecs trained here; three face models; three thresholds; an optional
+# entry whose program is misspelt, which the run skips and lists; and the attackers who learn, on
+# icm-mse only, from six coco-train2017 images with a training budget of seconds (the wiring, not a
+# restorer worth reading privacy off).
 COCO_IMAGES = ["000000109313", "000000084533", "000000000790"]
 PORTRAITS = ["obama", "obama2", "obama3", "biden"]
 MODELS = ["SFace", "Facenet", "Dlib"]
 THRESHOLDS = [0.9375, 0.95, 0.975]  # 0.9375: four decimals, which file names must carry as they are
 ICM_CODECS = ["icm-edge", "icm-mse"]  # trained here, shipped in resources/weights/icm: the demo's ICM rows
+ATTACKED_CODEC = "icm-mse"
+ATTACK_TRAINING = {"first_n": 9, "shards": 1, "codecs": [ATTACKED_CODEC], "steps": 20, "batch_size": 4, "patch": 32}
 MISSPELT = {"codec": "command", "label": "avif-cli", "qualities": [50], "optional": True,
             "options": {"encode": "avifencc {input} {output}", "decode": "avifdec {input} {output}"}}
 
@@ -113,6 +125,7 @@ def write_workflow_config(folder: Path, qualities: list[int], optional: bool = T
                    *({"codec": codec, "qualities": [1]} for codec in ICM_CODECS),
                    {**MISSPELT, "optional": optional}],
         "faces": {"models": MODELS, "thresholds": THRESHOLDS},
+        "privacy": {"attackers": ["restored", "adapted"], "attack_training": ATTACK_TRAINING},
     }
     path = folder / f"config-{len(qualities)}{'' if optional else '-required'}.yaml"
     path.write_text(yaml.safe_dump(config))

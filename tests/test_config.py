@@ -35,8 +35,16 @@ def test_shipped_configs_are_valid_and_defaults_are_filled():
         (lambda c: c["dataset"].update(kind="coco"), r"dataset: 'images' is a required property"),
         (lambda c: c.update(codecs=[{"codec": "jpeg", "qualities": [50]}, {"codec": "jpeg", "qualities": [10]}]),
          r"codecs\.1\.label \(entry 'jpeg'\): 'jpeg' is used twice"),
+        (lambda c: c.update(privacy={"attackers": ["restored", "gan"]}), r"privacy\.attackers\.1: 'gan' is not one of"),
+        (lambda c: c.update(privacy={"attack_training": {"codecs": ["vvc", "jpeg"]}}),
+         r"privacy\.attack_training\.codecs\.1: no codec entry is labelled 'jpeg'; labels: vvc"),
+        (lambda c: c["codecs"].append({"codec": "k-same-pixel", "qualities": [2]})
+         or c.update(privacy={"attack_training": {"codecs": ["k-same-pixel"]}}),
+         r"privacy\.attack_training\.codecs\.0: entry 'k-same-pixel' \(codec k-same-pixel\) cannot be attacked: its "
+         r"output holds faces of the evaluated images"),
     ],
-    ids=["unknown-codec", "qp-out-of-range", "empty-models", "unknown-model", "unknown-key", "coco-needs-images", "duplicate-label"],
+    ids=["unknown-codec", "qp-out-of-range", "empty-models", "unknown-model", "unknown-key", "coco-needs-images", "duplicate-label",
+         "unknown-attacker", "attacked-label-unknown", "k-same-not-attackable"],
 )
 def test_invalid_config_names_the_offending_key(change, message):
     config = minimal()
@@ -53,6 +61,23 @@ def test_codec_points_enumerate_every_quality_of_every_entry():
     points = codec_points(config)
     assert [(p.label, p.key.quality) for p in points] == [("vvc", "32"), ("vvc", "37"), ("jxl-fast", "1.5")]
     assert points[2].options == {"effort": 3}
+
+
+def test_learning_attackers_attack_every_entry_that_can_code_new_images_and_are_off_by_default():
+    from icm_privacy.config import attacked_points
+
+    entries = [{"codec": "vvc", "qualities": [32, 37]}, {"codec": "k-same-pixel", "qualities": [2]},
+               {"codec": "jpeg", "qualities": [10]}]
+    assert attacked_points(validate_config({"dataset": {"kind": "demo"}, "codecs": copy.deepcopy(entries)})) == []
+    config = validate_config({"dataset": {"kind": "demo"}, "codecs": copy.deepcopy(entries),
+                              "privacy": {"attackers": ["adapted"]}})
+    assert [point.key.path for point in attacked_points(config)] == ["vvc/32", "vvc/37", "jpeg/10"]
+    assert config["privacy"]["attack_training"]["first_n"] == 164
+    config["privacy"]["attack_training"]["codecs"] = ["jpeg"]
+    assert [point.key.path for point in attacked_points(config)] == ["jpeg/10"]
+    for path in sorted((REPO / "workflow" / "configs").glob("coco-*.yaml")):  # the COCO configs switch them on
+        expected = [] if "equivalence" in path.name else ["restored", "adapted"]
+        assert load_config(path)["privacy"]["attackers"] == expected, path.name
 
 
 def test_missing_config_file_is_named(tmp_path):

@@ -389,12 +389,12 @@ print(round(pd.read_csv(f"{work}/quality.csv").ms_ssim.min(), 6), numpy.__file__
     "learned.yaml": """
 import numpy, sys
 from icm_privacy.stages.codecs import code
-from icm_privacy import training
+from icm_privacy.training import cli
 work, images, persons = sys.argv[1:4]
 coding = code(images, f"{work}/bitstreams", f"{work}/decoded", "icm-mse", 1, {"device": "cpu"}, 1)
-history = training.main(["--images", f"{persons}/images", "--annotations", f"{persons}/instances.json", "--model",
-                         "icm-edge", "--objective", "edge", "--crop", "64", "--batch-size", "1", "--first-n", "2",
-                         "--steps", "1", "--device", "cpu", "--threads", "1", "--out", f"{work}/trained.pth.tar"])
+history = cli.main(["--images", f"{persons}/images", "--annotations", f"{persons}/instances.json", "--model",
+                    "icm-edge", "--objective", "edge", "--crop", "64", "--batch-size", "1", "--first-n", "2",
+                    "--steps", "1", "--device", "cpu", "--threads", "1", "--out", f"{work}/trained.pth.tar"])
 print(len(coding), len(history), numpy.__file__)
 """,
 }
@@ -423,26 +423,38 @@ RESULTS_ENV_JOBS = """
 import json, numpy, sys
 from pathlib import Path
 from types import SimpleNamespace as outputs
+from icm_privacy.stages.attackers import fit_adapters, tabulate_attackers
 from icm_privacy.stages.data import demo_photo
 from icm_privacy.stages.privacy import plot_example_faces, plot_privacy, privacy_metrics
 from icm_privacy.stages.quality import tabulate_quality
 from icm_privacy.stages.results import plot_rate_similarity, record_config, summarise, tabulate
 run, work, cache = map(Path, sys.argv[1:4])
 points, models = ["vvc/32", "vvc/47", "downscale/4", "icm-edge/1", "icm-mse/1"], ["SFace", "Facenet", "Dlib"]
-versions = ["original", *points, "downscale/4/reduced", "downscale/4/reduced-original"]
+versions = ["original", *points, "downscale/4/reduced", "downscale/4/reduced-original", "icm-mse/1/restored"]
 embeddings = {v: [str(run / "embeddings" / v / "shard-0.npz")] for v in versions}
+views = {"standard": points, "cross-resolution": ["downscale/4"], "restored": ["icm-mse/1"], "adapted": ["icm-mse/1"]}
+training = run / "attackers" / "training"
+fit_adapters([str(training / "embeddings" / "original" / "shard-0.npz")],
+             [str(training / "embeddings" / "icm-mse" / "1" / "shard-0.npz")], [str(training / "faces" / "shard-0.csv")],
+             models, 0.95, outputs(adapters=work / "adapters.npz", fit=work / "adapters.csv"))
+adapter_files = {"icm-mse/1": str(work / "adapters.npz")}
+tabulate_attackers([str(run / "attackers" / "restorers" / "icm-mse.csv")], {"icm-mse/1": str(work / "adapters.csv")},
+                   outputs(restorers=work / "restorers_table.csv", adapters=work / "adapters_table.csv"))
 tables = outputs(rates=work / "rates.csv", faces=work / "faces.csv", manifest=work / "images.csv")
 tabulate([str(run / "images" / "shard-0")], [str(run / "faces" / "shard-0.csv")],
-         {p: [str(run / "bitstreams" / p / "shard-0")] for p in points}, embeddings, models, ["downscale/4"], tables)
+         {p: [str(run / "bitstreams" / p / "shard-0")] for p in points}, embeddings, models, views, tables,
+         adapter_files=adapter_files)
 quality = outputs(per_image=work / "quality.csv", summary=work / "quality_summary.csv")
 tabulate_quality({p: [str(run / "quality" / p / "shard-0.csv")] for p in points}, quality)
 summary = outputs(tables=[str(work / f"table1_conf0.950.{suffix}") for suffix in ("csv", "md")],
                   rate_bd=work / "rate_bd.csv", summary=work / "run_summary.md")
-summarise(outputs(**vars(tables), quality=quality.summary, keys=lambda: ["rates", "faces", "manifest", "quality"]),
+summarise(outputs(**vars(tables), quality=quality.summary, restorers=work / "restorers_table.csv",
+                  adapters=work / "adapters_table.csv",
+                  keys=lambda: ["rates", "faces", "manifest", "quality", "restorers", "adapters"]),
           models, [0.95], summary, ["codecs.9 (entry 'x', codec command, optional) is skipped: a reason"])
 privacy = outputs(table=work / "privacy.csv", differences=work / "privacy_bd.csv")
-privacy_metrics(tables.faces, tables.rates, embeddings, points, models, [0.95], {"kind": "folder"},
-                {"n_resamples": 10, "seed": 0}, ["downscale/4"], "vvc", privacy)
+privacy_metrics(tables.faces, tables.rates, embeddings, models, [0.95], {"kind": "folder"},
+                {"n_resamples": 10, "seed": 0}, views, "vvc", privacy, adapter_files)
 plot_privacy(privacy.table, "rank1", "0.950", outputs(png=work / "rank1.png", pdf=work / "rank1.pdf"))
 plot_rate_similarity(summary.tables[0], models, str(work / "rate_similarity.png"))
 plot_example_faces(tables.faces, {p: [str(run / "crops" / p / "shard-0.npz")] for p in ["original", *points]},
@@ -463,4 +475,5 @@ def test_results_env_alone_runs_its_rules_on_a_finished_run(workflow_run, tmp_pa
     figures, numpy_file = jobs.stdout.split()[-2:]
     assert Path(numpy_file).is_relative_to(tmp_path / "site") and int(figures) == 4
     assert "a reason" in (tmp_path / "work" / "run_summary.md").read_text()
+    assert "Embedding adapters" in (tmp_path / "work" / "run_summary.md").read_text()
     assert "bd_psnr_rgb_mean" in (tmp_path / "work" / "rate_bd.csv").read_text()

@@ -11,7 +11,7 @@ import shutil
 import numpy as np
 import pytest
 
-from icm_privacy import training
+from icm_privacy.training import data
 from icm_privacy.codecs import CodecError, make_codec
 from icm_privacy.codecs.icm import WEIGHTS_DIR
 from icm_privacy.images import read_png, read_rgb8
@@ -36,7 +36,7 @@ MEASURED_DB = {("icm-mse", 0): 23.18, ("icm-mse", 1): 24.16, ("icm-mse", 2): 26.
 def coded(coco_persons, tmp_path_factory):
     """(codec, rate) -> per image (rgb, edge map, decoded rgb, bpp), coded through bitstream files."""
     folder = tmp_path_factory.mktemp("icm")
-    images = training.load_training_images(coco_persons / "images", coco_persons / "instances.json", first_n=IMAGES)
+    images = data.load_training_images(coco_persons / "images", coco_persons / "instances.json", first_n=IMAGES)
     results = {}
     for name, rate in POINTS:
         codec = make_codec(name, device="cpu", threads=2)

@@ -21,8 +21,8 @@ def function_name(rule: str) -> str:
 def test_each_rule_runs_the_function_named_after_it_in_its_stage_module():
     scripted = [rule for rule in rules() if rule["script"]]
     assert len(scripted) >= 20
-    for rule in scripted:
-        stage, function = Path(rule["file"]).stem, function_name(rule["name"])
+    for rule in scripted:  # a rule derived by `use rule` runs its base rule's script and function
+        stage, function = Path(rule["file"]).stem, function_name(rule["runs"])
         script = rule["script"].resolve()
         assert script == REPO / "workflow" / "scripts" / f"{function}.py", f"rule {rule['name']}: script {script}"
         imports = {(node.module, alias.name) for node in ast.walk(ast.parse(script.read_text()))

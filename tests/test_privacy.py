@@ -509,21 +509,27 @@ def test_frontier_joins_detection_map_and_compares_codecs_at_equal_map(tmp_path)
                          "rank1_ci_low": 0.0, "rank1_ci_high": 1.0, "map_for_test": detection_map})
     privacy_rows = pd.DataFrame(rows)
     cross_resolution = privacy_rows.assign(attacker="cross-resolution", rank1=1.0)  # must be left out
-    pd.concat([privacy_rows, cross_resolution]).drop(columns="map_for_test").to_csv(tmp_path / "privacy.csv",
-                                                                                   index=False)
+    # an attacker who learns: 0.1 more rank-1 than the standard one with icm, the same with vvc
+    restored = privacy_rows.assign(attacker="restored", rank1=privacy_rows.rank1 + 0.1 * (privacy_rows.codec == "icm"))
+    pd.concat([privacy_rows, cross_resolution, restored]).drop(columns="map_for_test").to_csv(
+        tmp_path / "privacy.csv", index=False)
     detection = privacy_rows[["codec", "quality", "map_for_test"]].rename(columns={"map_for_test": "map"})
     pd.concat([pd.DataFrame([{"codec": "original", "quality": "", "map": 0.25}]), detection]).to_csv(
         tmp_path / "detection.csv", index=False)
     outputs = SimpleNamespace(table=tmp_path / "frontier.csv", differences=tmp_path / "frontier_bd.csv")
     privacy_utility_frontier(tmp_path / "privacy.csv", tmp_path / "detection.csv", "vvc", outputs)
     frontier = pd.read_csv(outputs.table)
-    assert len(frontier) == 6 and set(frontier["attacker"]) == {"standard"}
-    assert np.allclose(frontier["rank1"] - 3 * frontier["map"], np.where(frontier["codec"] == "icm", -0.2, 0.0))
+    assert len(frontier) == 12 and set(frontier["attacker"]) == {"standard", "restored"}
+    standard = frontier[frontier.attacker == "standard"]
+    assert np.allclose(standard["rank1"] - 3 * standard["map"], np.where(standard["codec"] == "icm", -0.2, 0.0))
     differences = pd.read_csv(outputs.differences)
-    rank1 = differences[differences["metric"] == "rank1"].iloc[0]
-    assert (rank1["codec"], rank1["reference_codec"], rank1["axis"]) == ("icm", "vvc", "map")
-    assert rank1["bd_difference"] == pytest.approx(-0.2)
+    rank1 = differences[differences["metric"] == "rank1"].set_index("attacker")
+    assert (rank1.loc["standard", "codec"], rank1.loc["standard", "reference_codec"], rank1.loc["standard", "axis"]) \
+        == ("icm", "vvc", "map")
+    assert rank1.loc["standard", "bd_difference"] == pytest.approx(-0.2)
+    assert rank1.loc["restored", "bd_difference"] == pytest.approx(-0.1)  # each attacker against its own reference curve
     figure = metric_curves_figure(frontier, "rank1", threshold=Threshold(0.95), x="map")
+    assert len(figure.axes[0].get_lines()) == 4  # a line per codec and attacker
     assert figure.axes[0].get_xlabel() == "detection mAP@[.5:.95] (YOLOv5)"
     assert figure.axes[0].get_xscale() == "linear"
 

@@ -9,18 +9,20 @@ from __future__ import annotations
 import base64
 import re
 import subprocess
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pytest
 import yaml
 
-from conftest import (COCO_IMAGES, ICM_CODECS, MODELS, PORTRAITS, REPO, SNAKEMAKE, THRESHOLDS, job_counts,
-                      shared_dry_run, snakemake, write_workflow_config)
+from conftest import (ATTACK_TRAINING, ATTACKED_CODEC, COCO_IMAGES, ICM_CODECS, MODELS, PORTRAITS, REPO, SHARED,
+                      SNAKEMAKE, THRESHOLDS, job_counts, shared_dry_run, snakemake, write_workflow_config)
 from icm_privacy.codecs import make_codec
 from icm_privacy.images import read_png
 
 pytestmark = pytest.mark.integration
+COCO_TRAIN2017 = SHARED / "datasets" / "coco-train2017"
 
 
 @pytest.fixture(scope="module")
@@ -85,7 +87,8 @@ def test_table1_and_figures_are_written_per_threshold(run):
         table = pd.read_csv(folder / "results" / "tables" / f"table1_conf{threshold}.csv")
         assert list(zip(table.codec, table.quality, table.attacker)) == [
             ("vvc", 32, "standard"), ("vvc", 47, "standard"), ("downscale", 4, "standard"),
-            ("downscale", 4, "cross-resolution"), ("icm-edge", 1, "standard"), ("icm-mse", 1, "standard")]
+            ("downscale", 4, "cross-resolution"), ("icm-edge", 1, "standard"), ("icm-mse", 1, "standard"),
+            ("icm-mse", 1, "restored"), ("icm-mse", 1, "adapted")]
         assert (table.images == 7).all()
         assert {f"mean_cos_{m}" for m in MODELS} <= set(table.columns)
         for suffix in ("png", "pdf"):
@@ -97,7 +100,7 @@ def test_a_threshold_with_four_decimals_gets_its_own_tables_and_figures(run):
     folder, _, _ = run
     results = folder / "results"
     table = pd.read_csv(results / "tables" / "table1_conf0.9375.csv")
-    assert (table.threshold == 0.9375).all() and len(table) == 6
+    assert (table.threshold == 0.9375).all() and len(table) == 8
     faces = pd.read_csv(results / "tables" / "faces.csv")
     assert (table.faces.max() == faces[faces.confidence >= 0.9375].face_id.nunique()
             >= pd.read_csv(results / "tables" / "table1_conf0.950.csv").faces.max())
@@ -187,7 +190,8 @@ def test_icm_codecs_run_without_a_download_and_reach_table1_psnr_and_the_example
     folder, _, log = run
     skipped = [line for line in log.splitlines() if ", optional) is skipped" in line]
     assert len(skipped) == 1 and "'avif-cli'" in skipped[0]  # the ICM codecs ran
-    table = pd.read_csv(folder / "results" / "tables" / "table1_conf0.950.csv").query("codec in @ICM_CODECS")
+    table = pd.read_csv(folder / "results" / "tables" / "table1_conf0.950.csv").query(
+        "codec in @ICM_CODECS and attacker == 'standard'")
     assert len(table) == 2 and (table.faces >= 6).all() and (table.bpp_mean > 0).all()
     quality = pd.read_csv(folder / "results" / "tables" / "quality.csv", dtype={"image": str})
     assert len(quality) == 7 * 5 and quality.psnr_rgb.between(10, 60).all() and quality.psnr_y.between(10, 60).all()
@@ -199,3 +203,68 @@ def test_icm_codecs_run_without_a_download_and_reach_table1_psnr_and_the_example
     for codec in ICM_CODECS:  # the example-face figure shows every codec point's crops of the largest faces
         with np.load(folder / "results" / "crops" / codec / "1" / "shard-0.npz") as crops:
             assert set(crops.files) == shown
+
+
+def test_learning_attackers_train_on_their_own_images_never_on_an_evaluated_one(run):
+    """Checked on the files: every image, face, crop and embedding an attacker learnt from is one of its
+    own coco-train2017 images, and none is an evaluated image or face."""
+    folder, _, _ = run
+    results, training = folder / "results", folder / "results" / "attackers" / "training"
+    manifest = pd.read_csv(training / "images" / "shard-0" / "manifest.csv", dtype={"image": str})
+    evaluated = pd.read_csv(results / "tables" / "images.csv", dtype={"image": str})
+    assert len(manifest) == ATTACK_TRAINING["first_n"] and (manifest.status == "accepted").all()
+    assert {Path(source).resolve().parent for source in manifest.source} == {(COCO_TRAIN2017 / "images").resolve()}
+    assert not set(manifest.image) & set(evaluated.image)
+    assert not {Path(source).resolve() for source in manifest.source} & {Path(source).resolve() for source in evaluated.source}
+    training_faces = pd.read_csv(training / "faces" / "shard-0.csv", dtype={"image": str, "face_id": str})
+    evaluated_faces = set(pd.read_csv(results / "tables" / "faces.csv", dtype={"face_id": str}).face_id)
+    assert set(training_faces.image) <= set(manifest.image) and len(training_faces) >= 4
+    learnt_from = [*(training / "crops").rglob("*.npz"), *(training / "embeddings").rglob("*.npz")]
+    assert len(learnt_from) == 4  # crops and embeddings of the originals and of icm-mse 1
+    for path in learnt_from:
+        with np.load(path) as data:
+            face_ids = set(data["face_ids"] if "face_ids" in data.files else data.files)
+        assert face_ids and face_ids <= set(training_faces.face_id) and not face_ids & evaluated_faces, path
+    decoded = {path.stem for path in (training / "decoded" / ATTACKED_CODEC / "1" / "shard-0").glob("*.png")}
+    assert decoded == set(manifest.image)  # what the restorer trained and was measured on
+    restorer = pd.read_csv(results / "attackers" / "restorers" / f"{ATTACKED_CODEC}.csv")
+    assert (restorer.training_images + restorer.holdout_images == len(manifest)).all()
+
+
+def test_restored_and_adapted_attackers_are_reported_beside_the_naive_one(run):
+    from icm_privacy.embedding_adapter import load_adapters
+    from icm_privacy.embeddings import cosine_similarity, load_embeddings
+
+    folder, _, _ = run
+    results = folder / "results"
+    table = pd.read_csv(results / "tables" / "table1_conf0.950.csv")
+    assert list(table.query("codec == @ATTACKED_CODEC").attacker) == ["standard", "restored", "adapted"]
+    assert set(table.query("codec == 'vvc'").attacker) == {"standard"}  # only the configured entry is attacked
+    assert np.isfinite(table.query("codec == @ATTACKED_CODEC")[[f"mean_cos_{m}" for m in MODELS]].to_numpy()).all()
+    # the adapted attacker's similarities are those of the decoded embeddings mapped by the point's adapters
+    faces = pd.read_csv(results / "tables" / "faces.csv", dtype={"face_id": str}).query(
+        "codec == @ATTACKED_CODEC and attacker == 'adapted'")
+    adapters = load_adapters(results / "attackers" / "adapters" / ATTACKED_CODEC / "1.npz")
+    for model in MODELS:
+        original = load_embeddings([str(results / "embeddings" / "original" / "shard-0.npz")], model)
+        decoded = load_embeddings([str(results / "embeddings" / ATTACKED_CODEC / "1" / "shard-0.npz")], model)
+        expected = cosine_similarity(np.stack([original[f] for f in faces.face_id]),
+                                     adapters[model].transform(np.stack([decoded[f] for f in faces.face_id])))
+        assert np.allclose(faces[f"cos_{model}"], expected), model
+    # the restored attacker's crops: the same boxes as the decoded crops, other pixels
+    with np.load(results / "crops" / ATTACKED_CODEC / "1" / "shard-0.npz") as plain, \
+            np.load(results / "crops" / ATTACKED_CODEC / "1" / "restored" / "shard-0.npz") as restored:
+        assert sorted(plain.files) == sorted(restored.files)
+        assert all(plain[f].shape == restored[f].shape for f in plain.files)
+        assert any(not np.array_equal(plain[f], restored[f]) for f in plain.files)
+    privacy = pd.read_csv(results / "tables" / "privacy.csv").query("codec == @ATTACKED_CODEC")
+    assert set(privacy.attacker) == {"standard", "restored", "adapted"}
+    # BD differences per attacker against the reference codec's curve under the same attacker (vvc has the standard one)
+    assert set(pd.read_csv(results / "tables" / "privacy_bd.csv").attacker) == {"standard"}
+    restorers = pd.read_csv(results / "tables" / "restorers.csv", dtype={"quality": str})
+    assert restorers[["codec", "quality", "steps"]].values.tolist() == [[ATTACKED_CODEC, "1", ATTACK_TRAINING["steps"]]]
+    assert restorers.cpu_seconds.iloc[0] > 0 and 15 < restorers.psnr_decoded.iloc[0] < 45
+    adapters_table = pd.read_csv(results / "tables" / "adapters.csv")
+    assert sorted(adapters_table.model) == sorted(MODELS) and (adapters_table.faces >= 4).all()
+    summary = (results / "run_summary.md").read_text()
+    assert "## Attackers who learn" in summary and "Embedding adapters" in summary

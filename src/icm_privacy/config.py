@@ -137,7 +137,20 @@ def validate_config(config: dict) -> dict:
         _check_qualities(entry, index, codec or CODECS[entry["codec"]])
     if imported:
         _check_imported_files(config, imported)
+    _check_attacked_codecs(config)
+    unknown = sorted(set(config["gallery"].get("codecs", [])) - labels)
+    if unknown:
+        raise ConfigError(f"config key gallery.codecs: {', '.join(unknown)} name no codec entry; entries: "
+                          f"{', '.join(sorted(labels))}")
     return config
+
+
+def check_gallery_images(config: dict, images: dict) -> None:
+    """Every image the gallery asks for is one of the run's images (`images`: image id -> source)."""
+    missing = [image for image in config["gallery"]["images"] if str(image) not in images]
+    if missing:
+        raise ConfigError(f"config key gallery.images: {', '.join(map(str, missing))} not among the dataset's "
+                          f"{len(images)} images")
 
 
 def load_config(path: str | Path) -> dict:
@@ -225,6 +238,40 @@ def cross_resolution_points(config: dict) -> list[CodecPoint]:
     if not config["privacy"]["cross_resolution"]:
         return []
     return [point for point in codec_points(config) if point.codec == "downscale"]
+
+
+# Codecs whose output a learning attacker cannot train on, and why.
+UNATTACKABLE_CODECS = {
+    "import": "its bitstreams were made elsewhere, so it cannot code the attacker's training images",
+    "k-same-pixel": "its output holds faces of the evaluated images (the k-Same gallery)",
+}
+
+
+def _attacked_labels(config: dict) -> list[str]:
+    listed = config["privacy"]["attack_training"].get("codecs")
+    if listed is not None:
+        return listed
+    return [entry["label"] for entry in config["codecs"] if entry["codec"] not in UNATTACKABLE_CODECS]
+
+
+def _check_attacked_codecs(config: dict) -> None:
+    """The entries `privacy.attack_training.codecs` names exist, and a learning attacker can train on them."""
+    entries = {entry["label"]: entry for entry in config["codecs"]}
+    for index, label in enumerate(config["privacy"]["attack_training"].get("codecs") or []):
+        key = f"config key privacy.attack_training.codecs.{index}"
+        if label not in entries:
+            raise ConfigError(f"{key}: no codec entry is labelled {label!r}; labels: {', '.join(entries)}")
+        reason = UNATTACKABLE_CODECS.get(entries[label]["codec"])
+        if reason:
+            raise ConfigError(f"{key}: entry {label!r} (codec {entries[label]['codec']}) cannot be attacked: {reason}")
+
+
+def attacked_points(config: dict) -> list[CodecPoint]:
+    """The codec points the learning attackers (`privacy.attackers`) train on and attack; none when off."""
+    if not config["privacy"]["attackers"]:
+        return []
+    labels = set(_attacked_labels(config))
+    return [point for point in codec_points(config) if point.label in labels]
 
 
 def codec_points(config: dict) -> list[CodecPoint]:

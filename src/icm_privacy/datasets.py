@@ -60,6 +60,12 @@ def shard_of(image_id: str, shards: int) -> int:
     return int.from_bytes(digest[:8], "big") % shards
 
 
+def held_out(image_id: str, every: int) -> bool:
+    """One image in `every`, by a hash of its id (unrelated to its shard): kept out of a model's training
+    to measure it on."""
+    return shard_of(f"{image_id}/held-out", every) == 0
+
+
 def _select(ids: list[str], dataset: dict, coco_ids: dict[str, int] | None = None) -> list[str]:
     wanted = dataset.get("image_ids")
     if wanted:
@@ -136,6 +142,21 @@ def list_images(dataset: dict) -> dict[str, Path]:
     return {image_id: files[image_id] for image_id in _select(list(files), dataset)}
 
 
+def attack_training_images(training: dict, evaluated: dict[str, Path]) -> dict[str, Path]:
+    """The learning attackers' training images (`privacy.attack_training`): the first N images with a
+    person of its COCO set, refused when any of them is an evaluated image (same id or same file), so
+    that no evaluated face can enter an attacker's training."""
+    images = list_images({"kind": "coco", "images": training["images"], "annotations": training["annotations"],
+                          "only_with_persons": True, "first_n": training["first_n"]})
+    evaluated_files = {Path(path).resolve() for path in evaluated.values()}
+    shared = sorted(image_id for image_id, path in images.items()
+                    if image_id in evaluated or Path(path).resolve() in evaluated_files)
+    if shared:
+        raise DatasetError(f"privacy.attack_training: {len(shared)} training images are evaluated images too "
+                           f"({', '.join(shared[:10])}); train the attackers on other images")
+    return images
+
+
 def coco_image_ids(dataset: dict) -> dict[str, int]:
     """For COCO datasets: image id (file stem) -> numeric COCO image id."""
     import json
@@ -156,21 +177,34 @@ def identity_labels(dataset: dict) -> dict[str, str] | None:
     return None
 
 
+def _annotation_records(annotations: str | Path) -> list[dict]:
+    """The `annotations` list of a COCO file, read as plain JSON (the scheduler asks at start-up and needs
+    no pycocotools for it); a file that cannot be read is an error, not a skip."""
+    import json
+
+    try:
+        return json.loads(Path(annotations).read_text())["annotations"]
+    except (OSError, ValueError, KeyError, TypeError) as error:
+        raise DatasetError(f"{annotations}: cannot read COCO annotations ({error!r})") from error
+
+
 def detection_skip_reason(annotations: str | Path | None, dataset_kind: str) -> str | None:
     """Why detection mAP cannot be computed for the dataset, or None when its annotations can be used.
 
     A dataset without instance annotations (a plain image folder, the demo photos) is skipped with
-    this message; a configured annotations file that cannot be read is an error, not a skip. Read as
-    plain JSON: the scheduler asks this at start-up and needs no pycocotools for it.
+    this message.
     """
-    import json
-
     if annotations is None:
         return f"dataset {dataset_kind!r} has no COCO instance annotations: detection mAP is skipped"
-    try:
-        records = json.loads(Path(annotations).read_text())["annotations"]
-    except (OSError, ValueError, KeyError, TypeError) as error:
-        raise DatasetError(f"{annotations}: cannot read COCO annotations ({error!r})") from error
-    if not any("bbox" in record for record in records):
+    if not any("bbox" in record for record in _annotation_records(annotations)):
         return f"dataset {dataset_kind!r}: {annotations} holds no box annotations: detection mAP is skipped"
+    return None
+
+
+def contour_skip_reason(annotations: str | Path | None, dataset_kind: str) -> str | None:
+    """Why edge_psnr and off_edge_psnr (quality.py) are NaN for the dataset, or None when it has instance masks."""
+    if annotations is None:
+        return f"dataset {dataset_kind!r} has no COCO instance masks: edge_psnr and off_edge_psnr are NaN"
+    if not any(record.get("segmentation") and not record.get("iscrowd") for record in _annotation_records(annotations)):
+        return f"dataset {dataset_kind!r}: {annotations} holds no instance masks: edge_psnr and off_edge_psnr are NaN"
     return None

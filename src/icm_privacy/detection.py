@@ -133,13 +133,22 @@ class YoloV5(nn.Module):
     """The whole network: layers in order; `f` names each layer's inputs, `save` the outputs kept."""
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.model[-1](self.neck_features(x))
+
+    def neck_features(self, x: torch.Tensor) -> list[torch.Tensor]:
+        """What the Detect head reads: one feature map per output stride (8, 16, 32 px)."""
         outputs: list[torch.Tensor | None] = []
-        for layer in self.model:
-            if layer.f != -1:
-                x = outputs[layer.f] if isinstance(layer.f, int) else [x if j == -1 else outputs[j] for j in layer.f]
+        for layer in self.model[:-1]:
+            x = self._inputs(layer, x, outputs)
             x = layer(x)
             outputs.append(x if layer.i in self.save else None)
-        return x
+        return self._inputs(self.model[-1], x, outputs)
+
+    @staticmethod
+    def _inputs(layer: nn.Module, x, outputs: list):
+        if layer.f == -1:
+            return x
+        return outputs[layer.f] if isinstance(layer.f, int) else [x if j == -1 else outputs[j] for j in layer.f]
 
 
 _CHECKPOINT_CLASSES = [

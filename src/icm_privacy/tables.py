@@ -94,7 +94,8 @@ def table1(rates: pd.DataFrame, face_table: pd.DataFrame, models: list[str], thr
 
 
 # Table 1 columns compared at equal bitrate by rate_bd_table, where a run has them (quality.py, detection)
-RATE_BD_METRICS = ("psnr_rgb_mean", "ms_ssim_mean", "face_psnr_mean", "detection_map")
+RATE_BD_METRICS = ("psnr_rgb_mean", "ms_ssim_mean", "face_psnr_mean", "edge_psnr_mean", "off_edge_psnr_mean",
+                   "detection_map")
 
 
 def rate_bd_table(table: pd.DataFrame) -> pd.DataFrame:

@@ -3,9 +3,26 @@
 import os
 import sys
 
-from icm_privacy.config import codec_points, cross_resolution_points, entry_source, prepare_run, user_errors
-from icm_privacy.datasets import detection_skip_reason, list_images, shard_of, unread_files
-from icm_privacy.points import Threshold
+from icm_privacy.attackers import ADAPTED, RESTORED
+from icm_privacy.config import (
+    attacked_points,
+    check_gallery_images,
+    codec_points,
+    cross_resolution_points,
+    entry_source,
+    prepare_run,
+    user_errors,
+)
+from icm_privacy.datasets import (
+    attack_training_images,
+    contour_skip_reason,
+    detection_skip_reason,
+    list_images,
+    shard_of,
+    unread_files,
+)
+from icm_privacy.points import PointKey, Threshold
+from icm_privacy.tables import CROSS_RESOLUTION, STANDARD_ATTACKER
 from icm_privacy.weights import MANIFEST
 
 # config["codecs"] keeps the entries that run here; an optional entry that cannot is skipped, and listed
@@ -13,6 +30,7 @@ from icm_privacy.weights import MANIFEST
 with user_errors():
     RECORDED_CONFIG, CODEC_BY_LABEL, SKIPPED_CODECS = prepare_run(config)
     IMAGES = list_images(config["dataset"])  # image id -> source file
+    check_gallery_images(config, IMAGES)
     UNREAD = unread_files(config["dataset"])  # path -> why the run does not read it (listed in images.csv)
 SKIPPED = [str(entry) for entry in SKIPPED_CODECS]
 for message in SKIPPED:
@@ -45,6 +63,7 @@ with user_errors():
         "detection is disabled in the configuration" if not config["detection"]["enabled"]
         else detection_skip_reason(config["dataset"].get("annotations"), config["dataset"]["kind"])
     )
+    CONTOURS_SKIPPED = contour_skip_reason(config["dataset"].get("annotations"), config["dataset"]["kind"])
 if DETECTION_SKIPPED:
     print(f"icm-privacy: {DETECTION_SKIPPED}", file=sys.stderr)
 
@@ -55,18 +74,18 @@ wildcard_constraints:
     point=r"original|[A-Za-z0-9][A-Za-z0-9_.-]*/[0-9.]+",
     label=r"[A-Za-z0-9][A-Za-z0-9_.-]*",
     # what embed_faces embeds: the originals, a codec point's crops, or a cross-resolution view
-    version=r"original|[A-Za-z0-9][A-Za-z0-9_.-]*/[0-9.]+(/reduced|/reduced-original)?",
+    version=r"original|[A-Za-z0-9][A-Za-z0-9_.-]*/[0-9.]+(/reduced|/reduced-original|/restored)?",
 
 
-def shard_sources(shard):
-    return {i: str(path) for i, path in IMAGES.items() if shard_of(i, len(SHARDS)) == int(shard)}
+def shard_sources(shard, images=IMAGES, shards=SHARDS):
+    return {i: str(path) for i, path in images.items() if shard_of(i, len(shards)) == int(shard)}
 
 
-def shard_version(point, shard):
+def shard_version(point, shard, root=RESULTS):
     """A folder of one shard's images: the prepared originals, or a codec point's decoded images."""
     if point == "original":
-        return f"{RESULTS}/images/shard-{shard}"
-    return f"{RESULTS}/decoded/{point}/shard-{shard}"
+        return f"{root}/images/shard-{shard}"
+    return f"{root}/decoded/{point}/shard-{shard}"
 
 
 def decoded_output(folder):
@@ -82,9 +101,40 @@ REFERENCE_CODEC = config["privacy"].get("reference_codec") or POINTS[0].label
 # Downscale points the cross-resolution attacker also matches, at the reduced resolution.
 REDUCED = {p.key.path: p for p in cross_resolution_points(config)}
 REDUCED_POINTS = list(REDUCED)
-# Every image version whose face crops are embedded: originals, codec points, cross-resolution views.
+# Attackers who learn from a codec's output (attackers.smk): the points they attack, and the images they
+# learn from, in their own folder (never an evaluated image: refused at start-up).
+ATTACKED_POINTS = [point.key.path for point in attacked_points(config)]
+ADAPTIVE = config["privacy"]["attackers"] if ATTACKED_POINTS else []
+RESTORED_POINTS = ATTACKED_POINTS if RESTORED in ADAPTIVE else []
+RESTORED_LABELS = list(dict.fromkeys(PointKey.parse(point).label for point in RESTORED_POINTS))
+ADAPTED_POINTS = ATTACKED_POINTS if ADAPTED in ADAPTIVE else []
+ATTACKERS = f"{RESULTS}/attackers"
+ATTACK_TRAINING = f"{ATTACKERS}/training"
+ADAPTER_FILES = {point: f"{ATTACKERS}/adapters/{point}.npz" for point in ADAPTED_POINTS}
+ATTACK_SHARDS = list(range(config["privacy"]["attack_training"]["shards"]))
+with user_errors():
+    ATTACK_IMAGES = attack_training_images(config["privacy"]["attack_training"], IMAGES) if ADAPTIVE else {}
+# attacker -> the codec points it scores (tabulate, privacy_metrics)
+ATTACKER_VIEWS = {STANDARD_ATTACKER: POINT_PATHS, CROSS_RESOLUTION: REDUCED_POINTS,
+                  **{attacker: ATTACKED_POINTS for attacker in ADAPTIVE}}
+# Every image version whose face crops are embedded: originals, codec points, cross-resolution views,
+# restored faces.
 EMBEDDED_VERSIONS = ["original", *POINT_PATHS,
-                     *(f"{point}/{view}" for point in REDUCED_POINTS for view in ("reduced", "reduced-original"))]
+                     *(f"{point}/{view}" for point in REDUCED_POINTS for view in ("reduced", "reduced-original")),
+                     *(f"{point}/restored" for point in RESTORED_POINTS)]
+
+
+def coded_folders(label):
+    """Rule-name prefix -> the folder whose images a codec entry codes: the evaluated images, and the
+    attacker's training images where a learning attacker attacks the entry."""
+    attacked = any(PointKey.parse(point).label == label for point in ATTACKED_POINTS)
+    return {"": RESULTS, **({"attack_": ATTACK_TRAINING} if attacked else {})}
+
+
+def attack_decoded_folders(label):
+    """quality -> its training shards' decoded folders, for each attacked point of entry `label` in order."""
+    return {key.quality: expand(f"{ATTACK_TRAINING}/decoded/{key.path}/shard-{{shard}}", shard=ATTACK_SHARDS)
+            for key in map(PointKey.parse, ATTACKED_POINTS) if key.label == label}
 
 
 def point_quality(label):
@@ -101,12 +151,12 @@ def flattened(files_by_version):
     return [path for paths in files_by_version.values() for path in paths]
 
 
-def codec_inputs(entry):
-    """Extra inputs of a codec entry's jobs: face boxes for de-identification, the crop gallery for
-    k-Same, and an import's files (so that replacing one re-runs its point's jobs)."""
+def codec_inputs(entry, root=RESULTS):
+    """Extra inputs of a codec entry's jobs on the images of `root`: face boxes for de-identification, the
+    crop gallery for k-Same, and an import's files (so that replacing one re-runs its point's jobs)."""
     codec, inputs = CODEC_BY_LABEL[entry["label"]], {}
     if codec.needs_faces:
-        inputs["faces"] = f"{RESULTS}/faces/shard-{{shard}}.csv"
+        inputs["faces"] = f"{root}/faces/shard-{{shard}}.csv"
     if entry["codec"] == "k-same-pixel":
         inputs["gallery"] = expand(f"{RESULTS}/crops/original/shard-{{shard}}.npz", shard=SHARDS)
     if entry["codec"] == "import":
@@ -130,6 +180,7 @@ def final_outputs(wildcards):
                 t=THRESHOLDS, ext=["png", "pdf"]),
         *expand(f"{RESULTS}/figures/example_faces.{{ext}}", ext=["png", "pdf"]),
         f"{RESULTS}/config.yaml",
+        *(expand(f"{RESULTS}/figures/codec_gallery.{{ext}}", ext=["png", "pdf"]) if config["gallery"]["images"] else []),
         *([] if DETECTION_SKIPPED else [
             *expand(f"{RESULTS}/figures/rate_detection.{{ext}}", ext=["png", "pdf"]),
             f"{RESULTS}/tables/frontier_bd.csv",

@@ -8,18 +8,19 @@ rule privacy_metrics:
         faces=f"{RESULTS}/tables/faces.csv",
         rates=f"{RESULTS}/tables/rates.csv",
         embeddings=flattened(shard_files("embeddings", EMBEDDED_VERSIONS)),
+        adapters=list(ADAPTER_FILES.values()),
     output:
         table=report(f"{RESULTS}/tables/privacy.csv", category="Tables"),
         differences=report(f"{RESULTS}/tables/privacy_bd.csv", category="Tables"),
     params:
         embedding_files=shard_files("embeddings", EMBEDDED_VERSIONS),
-        points=POINT_PATHS,
         models=MODELS,
         thresholds=config["faces"]["thresholds"],
         dataset=config["dataset"],
         settings=config["privacy"],
         reference_codec=REFERENCE_CODEC,
-        reduced_points=REDUCED_POINTS,
+        views=ATTACKER_VIEWS,
+        adapter_files=ADAPTER_FILES,
     log:
         f"{RESULTS}/logs/privacy_metrics.log",
     benchmark:

@@ -10,6 +10,7 @@ rule tabulate:
         faces=expand(f"{RESULTS}/faces/shard-{{shard}}.csv", shard=SHARDS),
         bitstreams=expand(f"{RESULTS}/bitstreams/{{point}}/shard-{{shard}}", point=POINT_PATHS, shard=SHARDS),
         embeddings=flattened(shard_files("embeddings", EMBEDDED_VERSIONS)),
+        adapters=list(ADAPTER_FILES.values()),
     output:
         rates=f"{RESULTS}/tables/rates.csv",
         faces=f"{RESULTS}/tables/faces.csv",
@@ -18,7 +19,8 @@ rule tabulate:
         models=MODELS,
         coded_folders={p: expand(f"{RESULTS}/bitstreams/{p}/shard-{{shard}}", shard=SHARDS) for p in POINT_PATHS},
         embedding_files=shard_files("embeddings", EMBEDDED_VERSIONS),
-        reduced_points=REDUCED_POINTS,
+        views=ATTACKER_VIEWS,
+        adapter_files=ADAPTER_FILES,
         unread=UNREAD,
     log:
         f"{RESULTS}/logs/tabulate.log",
@@ -38,6 +40,8 @@ rule summarise:
         manifest=f"{RESULTS}/tables/images.csv",
         quality=f"{RESULTS}/tables/quality_summary.csv",
         **({} if DETECTION_SKIPPED else {"detection": f"{RESULTS}/tables/detection.csv"}),
+        **({"restorers": f"{RESULTS}/tables/restorers.csv", "adapters": f"{RESULTS}/tables/adapters.csv"}
+           if ADAPTIVE else {}),
     output:
         tables=expand(f"{RESULTS}/tables/table1_conf{{t}}.{{ext}}", t=THRESHOLDS, ext=["csv", "md"]),
         rate_bd=f"{RESULTS}/tables/rate_bd.csv",
@@ -46,6 +50,7 @@ rule summarise:
         models=MODELS,
         thresholds=config["faces"]["thresholds"],
         skipped=SKIPPED,
+        unmeasured=[reason for reason in (CONTOURS_SKIPPED,) if reason],
     log:
         f"{RESULTS}/logs/summarise.log",
     benchmark:
@@ -90,3 +95,29 @@ rule plot_rate_similarity:
         "../../envs/results.yaml"
     script:
         "../scripts/plot_rate_similarity.py"
+
+
+rule plot_codec_gallery:
+    # Fig. 1 of the study, for any run: chosen images as each codec decodes them at about one bitrate
+    # (config `gallery`), their largest face beside them.
+    localrule: True
+    input:
+        rates=f"{RESULTS}/tables/rates.csv",
+        faces=f"{RESULTS}/tables/faces.csv",
+        images=expand(f"{RESULTS}/images/shard-{{shard}}", shard=SHARDS),
+        decoded=expand(f"{RESULTS}/decoded/{{point}}/shard-{{shard}}", point=POINT_PATHS, shard=SHARDS),
+    output:
+        png=report(f"{RESULTS}/figures/codec_gallery.png", category="Codecs side by side"),
+        pdf=f"{RESULTS}/figures/codec_gallery.pdf",
+    params:
+        folders={p: [shard_version(p, s) for s in SHARDS] for p in ["original", *POINT_PATHS]},
+        gallery=config["gallery"],
+        min_confidence=min(config["faces"]["thresholds"]),
+    log:
+        f"{RESULTS}/logs/plot_codec_gallery.log",
+    benchmark:
+        f"{RESULTS}/benchmarks/plot_codec_gallery.tsv"
+    conda:
+        "../../envs/results.yaml"
+    script:
+        "../scripts/plot_codec_gallery.py"

@@ -1,31 +1,33 @@
-# Training the shipped icm-edge / icm-mse codecs (docs/icm_training.md); not part of `all`.
+# Training the shipped icm-* codecs (docs/icm_training.md); not part of `all`.
 # Run: snakemake --cores 2 icm_weights   (then copy results/icm-training/weights/* to resources/weights/icm/)
 # Jobs train on the CPU; scripts/train_icm_on_gpu.sh runs the GPU part of the recipe in the same folder.
 # Each stage of the recipe (src/icm_privacy/icm_recipe.py) trains in the training folder the repository
 # carries (checkpoints, logs, the resume state of the stage in progress), so a job continues where
 # training stopped, on any machine; its output here is a copy of the stage's checkpoint. Empty that
 # folder to train from scratch.
-from icm_privacy.icm_recipe import STAGES, stage_named
+from icm_privacy.icm_recipe import DATASETS, DETECTOR, SHIPPED, STAGES, is_done, stage_named
 
 ICM_TRAINING = "results/icm-training"
 ICM_STATE = "resources/weights/icm/training"
-COCO_TRAIN = "../shared/datasets/coco-train"
+
+
+def icm_stage_input(wildcards):
+    """The stage it is fine-tuned from, unless the stage is done already (it then needs nothing)."""
+    init = stage_named(wildcards.stage).init
+    return [f"{ICM_TRAINING}/{init}.pth.tar"] if init and not is_done(ICM_STATE, wildcards.stage) else []
 
 
 rule icm_stage:
     input:
-        # the stage it is fine-tuned from (none for the first base)
-        lambda wildcards: [f"{ICM_TRAINING}/{stage_named(wildcards.stage).init}.pth.tar"]
-        if stage_named(wildcards.stage).init
-        else [],
+        icm_stage_input,
     output:
         f"{ICM_TRAINING}/{{stage}}.pth.tar",
     wildcard_constraints:
         stage="|".join(stage.name for stage in STAGES),
     params:
         training_folder=ICM_STATE,
-        images=f"{COCO_TRAIN}/images",
-        annotations=f"{COCO_TRAIN}/instances.json",
+        datasets=str(DATASETS),
+        detector=str(DETECTOR),
     threads: 2
     resources:
         runtime=60 * 24,
@@ -39,7 +41,7 @@ rule icm_stage:
 
 rule icm_weights:
     input:
-        expand(f"{ICM_TRAINING}/{{stage}}.pth.tar", stage=[stage.name for stage in STAGES]),
+        expand(f"{ICM_TRAINING}/{{stage}}.pth.tar", stage=sorted({s for points in SHIPPED.values() for s in points.values()})),
     output:
         manifest=f"{ICM_TRAINING}/weights/manifest.json",
         png=f"{ICM_TRAINING}/training_curves.png",

@@ -3,5 +3,5 @@ from icm_privacy.stages import logged
 from icm_privacy.stages.training import icm_stage
 
 with logged(snakemake.log[0]):
-    icm_stage(snakemake.wildcards.stage, snakemake.params.training_folder, snakemake.params.images,
-              snakemake.params.annotations, snakemake.threads, snakemake.output[0])
+    icm_stage(snakemake.wildcards.stage, snakemake.params.training_folder, snakemake.params.datasets,
+              snakemake.params.detector, snakemake.threads, snakemake.output[0])

@@ -4,4 +4,4 @@ from icm_privacy.stages.results import summarise
 
 with logged(snakemake.log[0]):
     summarise(snakemake.input, snakemake.params.models, snakemake.params.thresholds, snakemake.output,
-              snakemake.params.skipped)
+              snakemake.params.skipped, snakemake.params.unmeasured)

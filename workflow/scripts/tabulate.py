@@ -4,5 +4,5 @@ from icm_privacy.stages.results import tabulate
 
 with logged(snakemake.log[0]):
     tabulate(snakemake.input.shards, snakemake.input.faces, snakemake.params.coded_folders,
-             snakemake.params.embedding_files, snakemake.params.models, snakemake.params.reduced_points,
-             snakemake.output, snakemake.params.unread)
+             snakemake.params.embedding_files, snakemake.params.models, snakemake.params.views,
+             snakemake.output, snakemake.params.unread, snakemake.params.adapter_files)

@@ -1,14 +1,14 @@
-"""The project's own learned codecs: one small network trained here with two objectives, shipped in the repo.
+"""The project's own learned codecs: one small network trained here with three objectives, shipped in the repo.
 
-`icm-edge` is trained with SA-ICM's objective (rate + lambda x distortion on object edges only) and
-`icm-mse` with plain rate + lambda x MSE, from the same base, on the same crops, for the same steps
-(docs/icm_training.md). The architecture is CompressAI's mean-scale hyperprior (mbt2018-mean) with
+`icm-edge` is trained with SA-ICM's objective (rate + lambda x distortion on object edges only), `icm-task`
+with rate + lambda x distortion of YOLOv5n's features (a detection-driven ICM codec), and `icm-mse` with
+plain rate + lambda x MSE, the control (docs/icm_training.md). The architecture is CompressAI's mean-scale hyperprior (mbt2018-mean) with
 N=64, M=96 channels instead of the zoo's 128/192, so that a file stays under 8 MB and CPU training fits
 a few hours. Quality = rate point: 0 has the lowest lambda (fewest bits); manifest.json lists the points
 shipped.
 
-The weights live in resources/weights/icm/ beside manifest.json, which gives each (codec, rate point)
-its file, sha256 and training settings; a file whose sha256 differs is refused before it is loaded.
+The weights live in resources/weights/icm/training/, where they were trained; resources/weights/icm/
+manifest.json gives each (codec, rate point) its file, sha256 and training settings; a file whose sha256 differs is refused before it is loaded.
 """
 from __future__ import annotations
 
@@ -83,7 +83,13 @@ class IcmMse(IcmCodec):
     description = "The same network trained here with rate + MSE (icm-edge's control); quality = rate point"
 
 
-ICM_CODECS = (IcmEdge, IcmMse)
+class IcmTask(IcmCodec):
+    name = "icm-task"
+    objective = "task"
+    description = "The same network fine-tuned from icm-mse on YOLOv5n's neck features; quality = rate point"
+
+
+ICM_CODECS = (IcmEdge, IcmMse, IcmTask)
 
 
 def shipped_points(name: str, weights_dir: str | Path) -> dict:

@@ -16,10 +16,14 @@ import sys
 import traceback
 from pathlib import Path
 
+from ..allocator import keep_freed_memory
+
 
 @contextlib.contextmanager
 def logged(log_path: str):
-    """Send this step's messages and any error (with its traceback) to the rule's log file."""
+    """Send this step's messages and any error (with its traceback) to the rule's log file; large blocks of
+    memory freed by one image are kept for the next (allocator.py)."""
+    keep_freed_memory()
     Path(log_path).parent.mkdir(parents=True, exist_ok=True)
     with open(log_path, "w") as log_file:
         handler = logging.StreamHandler(log_file)

@@ -3,6 +3,8 @@ identification, TAR at fixed FAR, with bootstrap intervals) and their difference
 privacy-utility frontier, and the figures drawn from those tables."""
 from __future__ import annotations
 
+import functools
+
 import numpy as np
 import pandas as pd
 
@@ -15,18 +17,22 @@ from ..tables import CROSS_RESOLUTION, STANDARD_ATTACKER
 BD_METRICS = ["mean_cosine", "reid_published", "rank1"]  # compared between codecs at equal bpp or mAP
 
 
-def privacy_metrics(faces_table_csv: str, rates_csv: str, embedding_files: dict[str, list[str]], points: list[str],
-                    models: list[str], thresholds: list[float], dataset: dict, settings: dict,
-                    reduced_points: list[str], reference_codec: str, outputs) -> None:
+def privacy_metrics(faces_table_csv: str, rates_csv: str, embedding_files: dict[str, list[str]], models: list[str],
+                    thresholds: list[float], dataset: dict, settings: dict, views: dict[str, list[str]],
+                    reference_codec: str, outputs, adapter_files: dict[str, str] | None = None) -> None:
     """Re-identification, identification and TAR@FAR with bootstrap intervals, and BD-style summaries.
 
     `embedding_files`: image version -> its shards' embedding files, as for `tabulate`; faces are one
     person when the dataset's identity labels say so (datasets.identity_labels).
+    `views`: attacker name -> the codec points it scores (attackers.py); `adapter_files`: codec point ->
+    its fitted embedding adapters (the adapted attacker).
 
-    The cross-resolution attacker of each of `reduced_points` is its own analysis: its gallery, and the
-    impostor pairs that calibrate its thresholds, are the originals shrunk like that point's images.
+    Each attacker's probes are matched against its gallery: the originals, or for the cross-resolution
+    attacker, per point, the originals shrunk like that point's images (its own analysis: its gallery and
+    the impostor pairs that calibrate its thresholds are at that resolution).
     """
-    from ..privacy import bd_difference_table, privacy_table
+    from ..attackers import attackers
+    from ..privacy import privacy_table
 
     face_table = pd.read_csv(faces_table_csv, dtype={"image": str, "face_id": str, "quality": str})
     faces = face_table.drop_duplicates("face_id").sort_values("face_id").reset_index(drop=True)
@@ -35,38 +41,49 @@ def privacy_metrics(faces_table_csv: str, rates_csv: str, embedding_files: dict[
     mean_bpp = rates.groupby(["codec", "quality"]).bpp.mean().to_dict()
     identities = identity_labels(dataset)
 
-    def analysis(reference_version: str, probe_versions: dict[str, str], attacker: str) -> pd.DataFrame:
-        table = privacy_table(
-            faces, stacked_embeddings(embedding_files[reference_version], models, face_ids),
-            {PointKey.parse(point): stacked_embeddings(embedding_files[version], models, face_ids)
-             for point, version in probe_versions.items()},
-            mean_bpp, confidence_thresholds=thresholds, identity_labels=identities,
-            n_resamples=settings["n_resamples"], seed=settings["seed"],
-        )
-        table.insert(2, "attacker", attacker)
-        return table
+    @functools.cache
+    def embeddings(version: str) -> dict[str, np.ndarray]:
+        return stacked_embeddings(embedding_files[version], models, face_ids)
 
-    standard = analysis("original", {point: point for point in points}, STANDARD_ATTACKER)
-    table = pd.concat([standard, *(analysis(f"{point}/reduced-original", {point: f"{point}/reduced"}, CROSS_RESOLUTION)
-                                   for point in reduced_points)], ignore_index=True)
-    differences = bd_difference_table(standard, BD_METRICS, reference_codec)
-    for frame, path in ((table, outputs.table), (differences, outputs.differences)):
+    tables, by_name = [], attackers(adapter_files)
+    for name, points in views.items():
+        attacker = by_name[name]
+        for gallery in dict.fromkeys(attacker.gallery_version(point) for point in points):
+            probes = {PointKey.parse(point): {model: attacker.probes(point, model, vectors)
+                                              for model, vectors in embeddings(attacker.probe_version(point)).items()}
+                      for point in points if attacker.gallery_version(point) == gallery}
+            table = privacy_table(faces, embeddings(gallery), probes, mean_bpp, confidence_thresholds=thresholds,
+                                  identity_labels=identities, n_resamples=settings["n_resamples"], seed=settings["seed"])
+            table.insert(2, "attacker", name)
+            tables.append(table)
+    table = pd.concat(tables, ignore_index=True)
+    for frame, path in ((table, outputs.table), (_differences(table, reference_codec, "bpp"), outputs.differences)):
         with atomic_path(path) as temporary:
             frame.to_csv(temporary, index=False)
 
 
-def privacy_utility_frontier(privacy_csv: str, detection_csv: str, reference_codec: str, outputs) -> None:
-    """Privacy against the machine task: each codec point's privacy rows (standard attacker) with its
-    detection mAP, and how much identity each codec leaves at equal detection mAP compared with the
-    reference codec (the BD-style difference over mAP instead of bpp)."""
+def _differences(table: pd.DataFrame, reference_codec: str, axis: str) -> pd.DataFrame:
+    """BD-style differences of every codec against the reference codec, per attacker that scores the
+    reference codec (the cross-resolution attacker scores downscale points only)."""
     from ..privacy import bd_difference_table
 
+    parts = [bd_difference_table(rows, BD_METRICS, reference_codec, axis=axis).assign(attacker=name)
+             for name, rows in table.groupby("attacker", sort=False) if (rows.codec == reference_codec).any()]
+    differences = pd.concat(parts, ignore_index=True)
+    differences.insert(0, "attacker", differences.pop("attacker"))
+    return differences
+
+
+def privacy_utility_frontier(privacy_csv: str, detection_csv: str, reference_codec: str, outputs) -> None:
+    """Privacy against the machine task: each codec point's privacy rows (every attacker but the
+    per-point cross-resolution one) with its detection mAP, and how much identity each codec leaves at
+    equal detection mAP compared with the reference codec, per attacker (the BD-style difference over mAP
+    instead of bpp)."""
     privacy = pd.read_csv(privacy_csv, dtype={"quality": str})
     detection = pd.read_csv(detection_csv, dtype={"quality": str})
-    frontier = privacy[privacy.attacker == STANDARD_ATTACKER].merge(
+    frontier = privacy[privacy.attacker != CROSS_RESOLUTION].merge(
         detection[["codec", "quality", "map"]], on=["codec", "quality"], how="inner")
-    differences = bd_difference_table(frontier, BD_METRICS, reference_codec, axis="map")
-    for frame, path in ((frontier, outputs.table), (differences, outputs.differences)):
+    for frame, path in ((frontier, outputs.table), (_differences(frontier, reference_codec, "map"), outputs.differences)):
         with atomic_path(path) as temporary:
             frame.to_csv(temporary, index=False)
 

@@ -1,5 +1,5 @@
-"""Rules of workflow/rules/training.smk: the icm-edge / icm-mse training recipe (icm_recipe.py), stage by
-stage in the training folder the repository carries, then the shipped weights and the curves."""
+"""Rules of workflow/rules/training.smk: the icm-* training recipe (icm_recipe.py), stage by stage in the
+training folder the repository carries, then the shipped weights and the curves."""
 from __future__ import annotations
 
 import shutil
@@ -8,12 +8,11 @@ from pathlib import Path
 from ..files import atomic_path
 
 
-def icm_stage(name: str, training_folder: str, images: str, annotations: str, threads: int,
-              checkpoint: str) -> None:
+def icm_stage(name: str, training_folder: str, datasets: str, detector: str, threads: int, checkpoint: str) -> None:
     """Train (or resume, or find done) one stage of the recipe; its checkpoint is copied to the output."""
     from ..icm_recipe import run_stage
 
-    trained = run_stage(Path(training_folder), name, Path(images), Path(annotations), threads)
+    trained = run_stage(Path(training_folder), name, Path(datasets), threads, detector=Path(detector))
     with atomic_path(checkpoint) as temporary:
         shutil.copyfile(trained, temporary)
 
