@@ -75,6 +75,7 @@ def test_decoding_a_bitstream_file_is_deterministic_and_matches_the_encoder_side
 def test_a_weight_file_with_the_wrong_sha256_is_refused(tmp_path):
     manifest = json.loads((WEIGHTS_DIR / "manifest.json").read_text())
     entry = manifest["codecs"]["icm-edge"]["1"]
+    (tmp_path / entry["file"]).parent.mkdir(parents=True, exist_ok=True)  # the file sits in training/
     shutil.copyfile(WEIGHTS_DIR / entry["file"], tmp_path / entry["file"])
     entry["sha256"] = "0" * 64
     manifest["codecs"] = {"icm-edge": {"1": entry}}

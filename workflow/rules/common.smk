@@ -21,6 +21,7 @@ from icm_privacy.datasets import (
     shard_of,
     unread_files,
 )
+from icm_privacy.icm_recipe import DATASETS, DETECTOR, SHIPPED, STAGES, is_done, stage_named
 from icm_privacy.points import PointKey, Threshold
 from icm_privacy.tables import CROSS_RESOLUTION, STANDARD_ATTACKER
 from icm_privacy.weights import MANIFEST
@@ -188,3 +189,14 @@ def final_outputs(wildcards):
                     t=THRESHOLDS, ext=["png", "pdf"]),
         ]),
     ]
+
+
+# Training the shipped icm-* codecs (training.smk): the checkpoints it copies and the folder it trains in.
+ICM_TRAINING = "results/icm-training"
+ICM_STATE = "resources/weights/icm/training"
+
+
+def icm_stage_input(wildcards):
+    """The stage it is fine-tuned from, unless the stage is done already (it then needs nothing)."""
+    init = stage_named(wildcards.stage).init
+    return [f"{ICM_TRAINING}/{init}.pth.tar"] if init and not is_done(ICM_STATE, wildcards.stage) else []

@@ -5,17 +5,6 @@
 # carries (checkpoints, logs, the resume state of the stage in progress), so a job continues where
 # training stopped, on any machine; its output here is a copy of the stage's checkpoint. Empty that
 # folder to train from scratch.
-from icm_privacy.icm_recipe import DATASETS, DETECTOR, SHIPPED, STAGES, is_done, stage_named
-
-ICM_TRAINING = "results/icm-training"
-ICM_STATE = "resources/weights/icm/training"
-
-
-def icm_stage_input(wildcards):
-    """The stage it is fine-tuned from, unless the stage is done already (it then needs nothing)."""
-    init = stage_named(wildcards.stage).init
-    return [f"{ICM_TRAINING}/{init}.pth.tar"] if init and not is_done(ICM_STATE, wildcards.stage) else []
-
 
 rule icm_stage:
     input:
