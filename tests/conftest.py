@@ -100,7 +100,7 @@ def scheduled_jobs(log: str) -> Counter:
 
 # The shared end-to-end run (workflow_run): three COCO photos (faces of 33-44 px) and the four
 # identity-labelled demo portraits; VVC at two QPs, a x4 downscale point (with its cross-resolution
-# attacker) and the two ICM codecs trained here; three face models; three thresholds; an optional
+# attacker) and icm-mse, an ICM codec trained here; three face models; three thresholds; an optional
 # entry whose program is misspelt, which the run skips and lists; and the attackers who learn, on
 # icm-mse only, from six coco-train2017 images with a training budget of seconds (the wiring, not a
 # restorer worth reading privacy off).
@@ -108,7 +108,8 @@ COCO_IMAGES = ["000000109313", "000000084533", "000000000790"]
 PORTRAITS = ["obama", "obama2", "obama3", "biden"]
 MODELS = ["SFace", "Facenet", "Dlib"]
 THRESHOLDS = [0.9375, 0.95, 0.975]  # 0.9375: four decimals, which file names must carry as they are
-ICM_CODECS = ["icm-edge", "icm-mse"]  # trained here, shipped in resources/weights/icm: the demo's ICM rows
+ICM_CODECS = ["icm-mse"]  # trained here, shipped in resources/weights/icm; icm-edge and icm-task run the same code
+# (codecs/icm.py), each of their shipped points is coded in test_icm_codecs.py
 ATTACKED_CODEC = "icm-mse"
 ATTACK_TRAINING = {"first_n": 9, "shards": 1, "codecs": [ATTACKED_CODEC], "steps": 20, "batch_size": 4, "patch": 32}
 MISSPELT = {"codec": "command", "label": "avif-cli", "qualities": [50], "optional": True,

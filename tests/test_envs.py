@@ -429,7 +429,7 @@ from icm_privacy.stages.privacy import plot_example_faces, plot_privacy, privacy
 from icm_privacy.stages.quality import tabulate_quality
 from icm_privacy.stages.results import plot_rate_similarity, record_config, summarise, tabulate
 run, work, cache = map(Path, sys.argv[1:4])
-points, models = ["vvc/32", "vvc/47", "downscale/4", "icm-edge/1", "icm-mse/1"], ["SFace", "Facenet", "Dlib"]
+points, models = ["vvc/32", "vvc/47", "downscale/4", "icm-mse/1"], ["SFace", "Facenet", "Dlib"]
 versions = ["original", *points, "downscale/4/reduced", "downscale/4/reduced-original", "icm-mse/1/restored"]
 embeddings = {v: [str(run / "embeddings" / v / "shard-0.npz")] for v in versions}
 views = {"standard": points, "cross-resolution": ["downscale/4"], "restored": ["icm-mse/1"], "adapted": ["icm-mse/1"]}
