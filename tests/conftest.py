@@ -112,6 +112,7 @@ ICM_CODECS = ["icm-mse"]  # trained here, shipped in resources/weights/icm; icm-
 # (codecs/icm.py), each of their shipped points is coded in test_icm_codecs.py
 ATTACKED_CODEC = "icm-mse"
 ATTACK_TRAINING = {"first_n": 9, "shards": 1, "codecs": [ATTACKED_CODEC], "steps": 20, "batch_size": 4, "patch": 32}
+MISSPELT_INDEX = 2 + len(ICM_CODECS)  # its place in the shared run's codecs: after vvc, downscale and the ICM codecs
 MISSPELT = {"codec": "command", "label": "avif-cli", "qualities": [50], "optional": True,
             "options": {"encode": "avifencc {input} {output}", "decode": "avifdec {input} {output}"}}
 

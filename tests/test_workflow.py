@@ -16,8 +16,8 @@ import pandas as pd
 import pytest
 import yaml
 
-from conftest import (ATTACK_TRAINING, ATTACKED_CODEC, COCO_IMAGES, ICM_CODECS, MODELS, PORTRAITS, REPO, SHARED,
-                      SNAKEMAKE, THRESHOLDS, job_counts, shared_dry_run, snakemake, write_workflow_config)
+from conftest import (ATTACK_TRAINING, ATTACKED_CODEC, COCO_IMAGES, ICM_CODECS, MISSPELT_INDEX, MODELS, PORTRAITS, REPO,
+                      SHARED, SNAKEMAKE, THRESHOLDS, job_counts, shared_dry_run, snakemake, write_workflow_config)
 from icm_privacy.codecs import make_codec
 from icm_privacy.images import read_png
 
@@ -142,7 +142,7 @@ def test_privacy_table_and_offline_report(run, report):
 def test_an_optional_entry_that_cannot_run_is_skipped_and_listed_in_summary_report_and_config(run, report):
     folder, _, log = run
     reason = "option 'encode': program 'avifencc' is not an executable file or on PATH"
-    line = f"codecs.4 (entry 'avif-cli', codec command, optional) is skipped: {reason}"
+    line = f"codecs.{MISSPELT_INDEX} (entry 'avif-cli', codec command, optional) is skipped: {reason}"
     assert f"icm-privacy: {line}" in log
     summary = (folder / "results" / "run_summary.md").read_text()
     assert f"## Codec entries skipped (optional, cannot run on this machine)\n\n- {line}" in summary
@@ -161,8 +161,8 @@ def test_an_entry_that_cannot_run_stops_the_run_before_any_job_naming_it(run):
     refused = subprocess.run([*SNAKEMAKE, "--configfile", str(required), "--dry-run"], cwd=REPO,
                              capture_output=True, text=True)
     assert refused.returncode != 0
-    assert ("icm-privacy: config key codecs.4 (entry 'avif-cli'): cannot run on this machine: option 'encode': "
-            "program 'avifencc' is not an executable file or on PATH") in refused.stderr
+    assert (f"icm-privacy: config key codecs.{MISSPELT_INDEX} (entry 'avif-cli'): cannot run on this machine: "
+            "option 'encode': program 'avifencc' is not an executable file or on PATH") in refused.stderr
     assert "Job stats" not in refused.stdout + refused.stderr and "Traceback" not in refused.stderr
 
 
