@@ -149,7 +149,7 @@ def test_an_optional_entry_that_cannot_run_is_skipped_and_listed_in_summary_repo
     assert not list((folder / "results" / "bitstreams").glob("avif-cli*"))
     recorded = folder / "results" / "config.yaml"
     assert recorded.read_text().startswith(f"# {line}\n")
-    assert yaml.safe_load(recorded.read_text())["codecs"][4]["label"] == "avif-cli"  # the entry as written
+    assert yaml.safe_load(recorded.read_text())["codecs"][MISSPELT_INDEX]["label"] == "avif-cli"  # the entry as written
     embedded = re.search(r'"data_uri": "data:text/markdown;charset=utf8;filename=run_summary\.md;base64,([^"]+)"',
                          report)
     assert line in base64.b64decode(embedded.group(1)).decode()
